@@ -1,0 +1,31 @@
+"""`labkit info DATASET_DIR`: split sizes, mean answer length, dimension counts, random baseline."""
+from __future__ import annotations
+
+import json
+
+
+def register(sub):
+    p = sub.add_parser("info", help="summarise a dataset folder", description=__doc__)
+    p.add_argument("dataset", help="dataset folder (one Parquet file per split)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from labkit.data import dataset_info
+
+    info = dataset_info(args.dataset)
+    if not info:
+        raise FileNotFoundError(f"no dataset splits (*.parquet) in {args.dataset!r}")
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"dataset {args.dataset}")
+    print(f"{'split':<14}{'n':>7}{'labelled':>10}{'mean len':>10}{'random %':>10}  dimensions")
+    for split, s in info.items():
+        mean = f"{s['mean_answer_length']:.4f}" if s["mean_answer_length"] is not None else "-"
+        rnd = f"{s['random_baseline']:.2f}" if s["random_baseline"] is not None else "-"
+        dims = ", ".join(f"{k}={v}" for k, v in s["dimensions"].items())
+        print(f"{split:<14}{s['n']:>7}{s['labelled']:>10}{mean:>10}{rnd:>10}  {dims}")
+    return 0
