@@ -19,8 +19,10 @@ def solid(color, size=32):
     return Image.new("RGB", (size, size), color)
 
 
-def make_sample(i: int = 0, answer: str = "AC", split: str = "train", dimension: str = "physical_shadow", **kw) -> dict:
-    """A hand-made sample in the schema (solid-colour images), consistent labels."""
+def make_sample(i: int = 0, acceptable: str = "AC", split: str = "train", dimension: str = "physical_shadow", **kw) -> dict:
+    """A hand-made sample in the schema (solid-colour images) whose acceptable letters are
+    ``acceptable``; keyword arguments override any field afterwards (e.g. a wrong answer)."""
+    answer = acceptable
     from labkit.metrics import LETTERS
 
     defects = [[] if letter in answer else [dimension if dimension != "normal" else "appearance_deformation"] for letter in LETTERS]
