@@ -1,0 +1,645 @@
+"""The annotation store: one SQLite file that the labelling app, the CLI and training share.
+
+What it holds (``data/annotations.sqlite`` by default):
+
+- **annotators** (name, optional scrypt password hash for the app's login);
+- **samples**, keyed by ``(dataset, sample_id)``, with the split and the dataset folder they
+  come from (so adjudicated labels can be exported with their images);
+- **label events**, append-only: who, when, answer (canonical, via
+  `labkit.metrics.canonical_answer`), per-candidate defect tags, CoT text, a flag, seconds
+  spent. An *undo* is itself an event that retracts the annotator's previous label; nothing
+  is ever updated or deleted, so the full history stays auditable;
+- **hard cases** imported from HCM mining.
+
+The *current label* of a sample for one annotator is that annotator's latest label event that
+no undo retracted. Queues (``unlabelled``, ``hard``, ``flagged``, ``disagreements``), progress
+counts, agreement (Fleiss' kappa per candidate, exact-answer agreement) and the export of
+adjudicated labels (majority vote; ties are flagged and not exported) as a dataset split are
+computed from those current labels (`labkit.store_queries`).
+
+Durability: WAL journal, ``synchronous=FULL``, a busy timeout, and every write in one
+``BEGIN IMMEDIATE`` transaction, so concurrent writer processes serialise safely and a process
+killed mid-write loses at most its uncommitted event. The schema is versioned
+(``schema_version`` table); `MIGRATIONS` are ordered functions applied on open.
+
+    >>> store = AnnotationStore("data/annotations.sqlite")        # doctest: +SKIP
+    >>> store.add_annotator("ana", password="s3cret")              # doctest: +SKIP
+    >>> store.register_split("data/synth", "train")                # doctest: +SKIP
+    >>> store.add_label("ana", "synth", "s0001", answer="AC", seconds=12.5)  # doctest: +SKIP
+    >>> store.queue("unlabelled", dataset="synth", annotator="ana")          # doctest: +SKIP
+
+Command line: ``labkit store --help``.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, NamedTuple
+
+from labkit.metrics import LETTERS, AnswerError, canonical_answer
+
+DEFAULT_PATH = "data/annotations.sqlite"
+QUEUES = ("unlabelled", "hard", "flagged", "disagreements")
+
+
+class StoreError(ValueError):
+    """Bad input to the store (unknown annotator or sample, invalid label, ...)."""
+
+
+class SampleKey(NamedTuple):
+    dataset: str
+    sample_id: str
+
+
+@dataclass
+class LabelEvent:
+    """One label event as stored (``kind`` is ``label`` or ``undo``)."""
+
+    event_id: int
+    dataset: str
+    sample_id: str
+    annotator: str
+    created_at: str
+    kind: str
+    answer: str | None = None
+    candidate_defects: list[list[str]] | None = None
+    cot: str = ""
+    flag: bool = False
+    note: str = ""
+    seconds: float | None = None
+    retracts: int | None = None
+
+
+# ----------------------------------------------------------------------------- migrations
+
+def _script(conn: sqlite3.Connection, sql: str) -> None:
+    """Run ;-separated statements inside the caller's transaction.
+
+    (``executescript`` would COMMIT first and break the migration's atomicity.)
+    """
+    for statement in sql.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _m1_core(conn: sqlite3.Connection) -> None:
+    """Version 1: annotators, samples, append-only events."""
+    _script(conn, 
+        """
+        CREATE TABLE annotators (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            password_hash TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE samples (
+            id INTEGER PRIMARY KEY,
+            dataset TEXT NOT NULL,
+            sample_id TEXT NOT NULL,
+            split TEXT,
+            source_dir TEXT,
+            UNIQUE (dataset, sample_id)
+        );
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            sample INTEGER NOT NULL REFERENCES samples(id),
+            annotator INTEGER NOT NULL REFERENCES annotators(id),
+            created_at TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('label', 'undo')),
+            answer TEXT,
+            defects TEXT,
+            cot TEXT NOT NULL DEFAULT '',
+            flag INTEGER NOT NULL DEFAULT 0,
+            seconds REAL,
+            retracts INTEGER REFERENCES events(id)
+        );
+        CREATE INDEX events_by_sample ON events (sample, annotator, id);
+        """
+    )
+
+
+def _m2_hard_cases_and_notes(conn: sqlite3.Connection) -> None:
+    """Version 2: hard cases from HCM mining; a free-text note on events (why flagged)."""
+    _script(conn, 
+        """
+        CREATE TABLE hard_cases (
+            sample INTEGER PRIMARY KEY REFERENCES samples(id),
+            source TEXT,
+            imported_at TEXT NOT NULL
+        );
+        ALTER TABLE events ADD COLUMN note TEXT NOT NULL DEFAULT '';
+        CREATE INDEX events_by_annotator ON events (annotator, id);
+        """
+    )
+
+
+# Ordered: MIGRATIONS[i] takes the schema from version i to version i + 1.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_core, _m2_hard_cases_and_notes]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in a database (0 for an empty one)."""
+    has = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'").fetchone()
+    if not has:
+        return 0
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
+    """Apply the migrations missing up to ``target``, each in its own transaction. Returns the version.
+
+    Safe when several processes open the same store at once: the version is re-read under
+    the write lock (``BEGIN IMMEDIATE``) before a migration runs.
+    """
+    if not 0 <= target <= SCHEMA_VERSION:
+        raise StoreError(f"unknown schema version {target}; this labkit knows 0..{SCHEMA_VERSION}")
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+            current = schema_version(conn)
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the store has schema version {current}, newer than this labkit ({SCHEMA_VERSION}); upgrade labkit"
+                )
+            if current >= target:
+                conn.execute("COMMIT")
+                return current
+            MIGRATIONS[current](conn)
+            conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (current + 1, _now()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+# ----------------------------------------------------------------------------- passwords
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """``scrypt$n$r$p$salt$hash`` (hex); scrypt with n=2**14, r=8, p=1 (about 16 MB, ~50 ms)."""
+    if not password:
+        raise StoreError("empty password")
+    salt = salt or secrets.token_bytes(16)
+    n, r, p = 2**14, 8, 1
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
+    return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    """Constant-time check of a password against `hash_password` output."""
+    try:
+        algo, n, r, p, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if algo != "scrypt":
+        return False
+    got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32)
+    return hmac.compare_digest(got.hex(), digest)
+
+
+# ----------------------------------------------------------------------------- labels
+
+def normalise_label(answer: str | None, candidate_defects, flag: bool) -> tuple[str | None, list[list[str]] | None]:
+    """Canonical answer and defects of a label; raises StoreError naming the problem.
+
+    With defects and no answer, the answer follows from the defects (candidates without tags
+    are accepted). With both, they must agree. A label without an answer must be flagged
+    (an annotator who cannot decide flags the sample).
+    """
+    from labkit.data import answer_from_defects
+
+    defects = None
+    if candidate_defects is not None:
+        if not isinstance(candidate_defects, (list, tuple)) or len(candidate_defects) != 4:
+            raise StoreError("candidate_defects must hold one list of tags per candidate (4)")
+        defects = []
+        for letter, tags in zip(LETTERS, candidate_defects):
+            if tags is None or isinstance(tags, str) or not all(isinstance(t, str) and t.strip() for t in tags):
+                raise StoreError(f"candidate {letter}: defect tags must be a list of non-empty strings")
+            defects.append(sorted({t.strip() for t in tags}))
+    if answer is not None:
+        try:
+            answer = canonical_answer(answer)
+        except AnswerError as exc:
+            raise StoreError(str(exc)) from exc
+        if defects is not None and answer_from_defects(defects) != answer:
+            raise StoreError(
+                f"answer {answer!r} disagrees with the defect tags "
+                f"(candidates without defects give {answer_from_defects(defects)!r})"
+            )
+    elif defects is not None:
+        answer = answer_from_defects(defects)
+    elif not flag:
+        raise StoreError("a label needs an answer or defect tags (or flag=True to flag the sample without one)")
+    return answer, defects
+
+
+# ----------------------------------------------------------------------------- the store
+
+class AnnotationStore:
+    """A multi-annotator label store in one SQLite file (see the module docstring).
+
+    Safe to share between threads (one connection per thread) and processes (SQLite locking);
+    after a fork the child opens its own connection.
+    """
+
+    def __init__(self, path: str | os.PathLike = DEFAULT_PATH, timeout: float = 60.0, synchronous: str = "FULL"):
+        self.path = Path(path)
+        self.timeout = timeout
+        self.synchronous = synchronous
+        self._local = threading.local()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._conn()
+        migrate(conn)
+
+    # -- connection
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE) and never implicit.
+        conn = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise StoreError(f"{self.path}: could not switch to WAL mode (got {mode!r})")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            conn.close()
+        self._local.conn = None
+
+    def _write(self, fn):
+        """Run ``fn(conn)`` in one immediate transaction (all or nothing)."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+            conn.execute("COMMIT")
+            return result
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Read-only SQL (for notebooks and reports)."""
+        return self._conn().execute(sql, params).fetchall()
+
+    @property
+    def version(self) -> int:
+        return schema_version(self._conn())
+
+    def integrity_check(self) -> str:
+        """``ok`` when SQLite finds the file consistent."""
+        return self._conn().execute("PRAGMA integrity_check").fetchone()[0]
+
+    # -- annotators
+    def add_annotator(self, name: str, password: str | None = None) -> int:
+        """Add an annotator (idempotent when no password is given); returns its id.
+
+        With a password, an existing annotator's password is (re)set.
+        """
+        name = (name or "").strip()
+        if not name:
+            raise StoreError("annotator name is empty")
+        pw = hash_password(password) if password else None
+
+        def fn(conn):
+            row = conn.execute("SELECT id FROM annotators WHERE name = ?", (name,)).fetchone()
+            if row:
+                if pw:
+                    conn.execute("UPDATE annotators SET password_hash = ? WHERE id = ?", (pw, row[0]))
+                return row[0]
+            return conn.execute(
+                "INSERT INTO annotators (name, password_hash, created_at) VALUES (?, ?, ?)", (name, pw, _now())
+            ).lastrowid
+
+        return self._write(fn)
+
+    def annotators(self) -> list[str]:
+        return [r[0] for r in self.query("SELECT name FROM annotators ORDER BY id")]
+
+    def has_password(self, name: str) -> bool:
+        row = self.query("SELECT password_hash FROM annotators WHERE name = ?", (name,))
+        return bool(row and row[0][0])
+
+    def verify_annotator(self, name: str, password: str | None = None) -> bool:
+        """True when the annotator exists and the password matches (no password set: any/none is fine)."""
+        row = self.query("SELECT password_hash FROM annotators WHERE name = ?", ((name or "").strip(),))
+        if not row:
+            return False
+        stored = row[0][0]
+        if not stored:
+            return True
+        return bool(password) and check_password(password, stored)
+
+    def _annotator_id(self, conn, name: str) -> int:
+        row = conn.execute("SELECT id FROM annotators WHERE name = ?", ((name or "").strip(),)).fetchone()
+        if not row:
+            raise StoreError(f"unknown annotator {name!r}; add it first (labkit store add-annotator)")
+        return row[0]
+
+    # -- samples
+    def register_samples(
+        self, dataset: str, sample_ids: Iterable[str], split: str | None = None, source_dir: str | os.PathLike | None = None
+    ) -> int:
+        """Register sample ids of a dataset (existing ones are kept); returns how many were new."""
+        if not dataset:
+            raise StoreError("dataset name is empty")
+        src = str(Path(source_dir).resolve()) if source_dir else None
+        ids = [str(s) for s in sample_ids]
+        if any(not s for s in ids):
+            raise StoreError("empty sample id")
+
+        def fn(conn):
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO samples (dataset, sample_id, split, source_dir) VALUES (?, ?, ?, ?)",
+                [(dataset, s, split, src) for s in ids],
+            )
+            return conn.total_changes - before
+
+        return self._write(fn)
+
+    def register_split(self, dataset_dir: str | os.PathLike, split: str, dataset: str | None = None) -> int:
+        """Register every sample of a dataset folder's split (ids read from Parquet, images untouched).
+
+        ``dataset`` defaults to the folder's manifest name (``dataset.json``) or its folder name.
+        Returns how many samples were new.
+        """
+        import pyarrow.parquet as pq
+
+        from labkit.data import _split_files
+
+        root = Path(dataset_dir)
+        files = _split_files(root, split)
+        if not files:
+            raise FileNotFoundError(f"no split {split!r} in {str(root)!r}")
+        ids: list[str] = []
+        for f in files:
+            ids += [str(x) for x in pq.read_table(f, columns=["id"]).column("id").to_pylist()]
+        return self.register_samples(dataset or dataset_name(root), ids, split=split, source_dir=root)
+
+    def datasets(self) -> list[str]:
+        return [r[0] for r in self.query("SELECT DISTINCT dataset FROM samples ORDER BY dataset")]
+
+    def samples(self, dataset: str | None = None) -> list[SampleKey]:
+        sql, params = "SELECT dataset, sample_id FROM samples", ()
+        if dataset:
+            sql, params = sql + " WHERE dataset = ?", (dataset,)
+        return [SampleKey(*r) for r in self.query(sql + " ORDER BY id", params)]
+
+    def _sample_pk(self, conn, dataset: str, sample_id: str) -> int:
+        row = conn.execute("SELECT id FROM samples WHERE dataset = ? AND sample_id = ?", (dataset, sample_id)).fetchone()
+        if not row:
+            raise StoreError(f"unknown sample {sample_id!r} in dataset {dataset!r}; register it first")
+        return row[0]
+
+    # -- events
+    def add_label(
+        self,
+        annotator: str,
+        dataset: str,
+        sample_id: str,
+        answer: str | None = None,
+        candidate_defects: list[list[str]] | None = None,
+        cot: str = "",
+        flag: bool = False,
+        seconds: float | None = None,
+        note: str = "",
+    ) -> int:
+        """Append one label event; returns its event id. See `normalise_label` for the rules."""
+        answer, defects = normalise_label(answer, candidate_defects, flag)
+        if seconds is not None and (seconds != seconds or seconds < 0):
+            raise StoreError(f"seconds must be a non-negative number, got {seconds!r}")
+
+        def fn(conn):
+            aid = self._annotator_id(conn, annotator)
+            pk = self._sample_pk(conn, dataset, sample_id)
+            return conn.execute(
+                "INSERT INTO events (sample, annotator, created_at, kind, answer, defects, cot, flag, seconds, note) "
+                "VALUES (?, ?, ?, 'label', ?, ?, ?, ?, ?, ?)",
+                (pk, aid, _now(), answer, json.dumps(defects) if defects is not None else None,
+                 cot or "", int(bool(flag)), seconds, note or ""),
+            ).lastrowid
+
+        return self._write(fn)
+
+    def undo(self, annotator: str, dataset: str | None = None, sample_id: str | None = None) -> SampleKey | None:
+        """Retract the annotator's latest still-standing label (on one sample, or anywhere).
+
+        Appends an ``undo`` event; repeated undos walk further back. Returns the sample whose
+        label was retracted, or None when there was nothing to undo.
+        """
+        def fn(conn):
+            aid = self._annotator_id(conn, annotator)
+            sql = (
+                "SELECT e.id, s.dataset, s.sample_id, e.sample FROM events e JOIN samples s ON s.id = e.sample "
+                "WHERE e.annotator = ? AND e.kind = 'label' "
+                "AND e.id NOT IN (SELECT retracts FROM events WHERE kind = 'undo' AND retracts IS NOT NULL)"
+            )
+            params: tuple = (aid,)
+            if sample_id is not None:
+                if dataset is None:
+                    raise StoreError("undo on one sample needs its dataset")
+                sql += " AND e.sample = ?"
+                params += (self._sample_pk(conn, dataset, sample_id),)
+            row = conn.execute(sql + " ORDER BY e.id DESC LIMIT 1", params).fetchone()
+            if not row:
+                return None
+            conn.execute(
+                "INSERT INTO events (sample, annotator, created_at, kind, retracts) VALUES (?, ?, ?, 'undo', ?)",
+                (row[3], aid, _now(), row[0]),
+            )
+            return SampleKey(row[1], row[2])
+
+        return self._write(fn)
+
+    def events(self, dataset: str | None = None, sample_id: str | None = None, annotator: str | None = None) -> list[LabelEvent]:
+        """The event history (oldest first), optionally filtered."""
+        sql = (
+            "SELECT e.id, s.dataset, s.sample_id, a.name, e.created_at, e.kind, e.answer, e.defects, e.cot, "
+            "e.flag, e.note, e.seconds, e.retracts FROM events e JOIN samples s ON s.id = e.sample "
+            "JOIN annotators a ON a.id = e.annotator WHERE 1=1"
+        )
+        params: list = []
+        for col, val in (("s.dataset", dataset), ("s.sample_id", sample_id), ("a.name", annotator)):
+            if val is not None:
+                sql += f" AND {col} = ?"
+                params.append(val)
+        return [_event(r) for r in self.query(sql + " ORDER BY e.id", tuple(params))]
+
+    def current_labels(self, dataset: str | None = None, sample_id: str | None = None) -> dict[SampleKey, dict[str, LabelEvent]]:
+        """Per sample, per annotator: the latest label event that no undo retracted."""
+        sql = (
+            "SELECT e.id, s.dataset, s.sample_id, a.name, e.created_at, e.kind, e.answer, e.defects, e.cot, "
+            "e.flag, e.note, e.seconds, e.retracts FROM events e JOIN samples s ON s.id = e.sample "
+            "JOIN annotators a ON a.id = e.annotator "
+            "WHERE e.id IN (SELECT MAX(id) FROM events x WHERE kind = 'label' AND id NOT IN "
+            "  (SELECT retracts FROM events WHERE kind = 'undo' AND retracts IS NOT NULL) GROUP BY sample, annotator)"
+        )
+        params: list = []
+        if dataset is not None:
+            sql += " AND s.dataset = ?"
+            params.append(dataset)
+        if sample_id is not None:
+            sql += " AND s.sample_id = ?"
+            params.append(sample_id)
+        out: dict[SampleKey, dict[str, LabelEvent]] = {}
+        for r in self.query(sql + " ORDER BY s.id, a.id", tuple(params)):
+            ev = _event(r)
+            out.setdefault(SampleKey(ev.dataset, ev.sample_id), {})[ev.annotator] = ev
+        return out
+
+    # -- hard cases
+    def import_hard_cases(self, path: str | os.PathLike, dataset: str, source: str | None = None) -> int:
+        """Mark samples as hard from an HCM mining file (see `read_hard_ids` for the formats).
+
+        Every id must be a registered sample of ``dataset``. Returns how many were newly marked.
+        """
+        ids = read_hard_ids(path)
+        src = source or str(path)
+
+        def fn(conn):
+            pks = {}
+            unknown = []
+            for sid in ids:
+                row = conn.execute("SELECT id FROM samples WHERE dataset = ? AND sample_id = ?", (dataset, sid)).fetchone()
+                (unknown.append(sid) if not row else pks.__setitem__(sid, row[0]))
+            if unknown:
+                more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
+                raise StoreError(
+                    f"{path}: {len(unknown)} hard id(s) are not registered samples of {dataset!r}: "
+                    f"{', '.join(unknown[:5])}{more}"
+                )
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO hard_cases (sample, source, imported_at) VALUES (?, ?, ?)",
+                [(pk, src, _now()) for pk in pks.values()],
+            )
+            return conn.total_changes - before
+
+        return self._write(fn)
+
+    # -- queues, progress, agreement, export (labkit.store_queries)
+    def queue(self, name: str, dataset: str | None = None, annotator: str | None = None, limit: int | None = None) -> list[SampleKey]:
+        """Samples in a queue, in registration order. See `labkit.store_queries.queue`."""
+        from labkit.store_queries import queue
+
+        return queue(self, name, dataset=dataset, annotator=annotator, limit=limit)
+
+    def progress(self, dataset: str | None = None) -> dict:
+        from labkit.store_queries import progress
+
+        return progress(self, dataset=dataset)
+
+    def agreement(self, dataset: str | None = None) -> dict:
+        from labkit.store_queries import agreement
+
+        return agreement(self, dataset=dataset)
+
+    def adjudicate(self, dataset: str | None = None) -> dict:
+        from labkit.store_queries import adjudicate
+
+        return adjudicate(self, dataset=dataset)
+
+    def export_split(self, dataset: str, out_dir: str | os.PathLike, split: str = "train", **kw) -> dict:
+        from labkit.store_queries import export_split
+
+        return export_split(self, dataset, out_dir, split=split, **kw)
+
+
+def dataset_name(root: str | os.PathLike) -> str:
+    """A dataset folder's name: ``name`` in its ``dataset.json``, else the folder name."""
+    root = Path(root)
+    manifest = root / "dataset.json"
+    if manifest.exists():
+        try:
+            name = json.loads(manifest.read_text()).get("name")
+            if name:
+                return str(name)
+        except ValueError:
+            pass
+    return root.resolve().name
+
+
+def _event(r) -> LabelEvent:
+    return LabelEvent(
+        event_id=r[0], dataset=r[1], sample_id=r[2], annotator=r[3], created_at=r[4], kind=r[5], answer=r[6],
+        candidate_defects=json.loads(r[7]) if r[7] else None, cot=r[8] or "", flag=bool(r[9]), note=r[10] or "",
+        seconds=r[11], retracts=r[12],
+    )
+
+
+def read_hard_ids(path: str | os.PathLike) -> list[str]:
+    """Hard sample ids from an HCM mining file, in file order, without duplicates.
+
+    Accepted: a plain text list (one id per line, ``#`` comments); a JSON list of ids or of
+    objects; a JSON object with a ``hard`` (or ``ids``) list; JSONL of objects. An object needs
+    an ``id``; one with ``"hard": false`` is skipped (mining files may list every sample).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"hard-case file {str(path)!r} does not exist")
+    text = path.read_text()
+    stripped = text.strip()
+    items: list = []
+    if not stripped:
+        return []
+    if stripped[0] in "[{":
+        try:
+            data = json.loads(stripped)
+            if isinstance(data, dict):
+                if "id" in data:
+                    items = [data]
+                else:
+                    items = data.get("hard", data.get("ids"))
+                    if not isinstance(items, list):
+                        raise StoreError(f"{path}: a JSON object needs a 'hard' or 'ids' list")
+            else:
+                items = data
+        except json.JSONDecodeError:
+            items = []
+            for lineno, line in enumerate(text.splitlines(), 1):
+                if line.strip():
+                    try:
+                        items.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise StoreError(f"{path}:{lineno}: not JSON ({exc.msg})") from exc
+    else:
+        items = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+        items = [i for i in items if i]
+    out: list[str] = []
+    seen: set[str] = set()
+    for n, item in enumerate(items, 1):
+        if isinstance(item, dict):
+            if "id" not in item:
+                raise StoreError(f"{path}: entry {n} has no 'id'")
+            if not item.get("hard", True):
+                continue
+            item = item["id"]
+        if not isinstance(item, (str, int)) or str(item) == "":
+            raise StoreError(f"{path}: entry {n} is not a sample id ({item!r})")
+        if str(item) not in seen:
+            seen.add(str(item))
+            out.append(str(item))
+    return out
