@@ -1,0 +1,318 @@
+"""Experiment recipes: one YAML file per arm, loaded into a validated `Recipe`.
+
+A recipe says everything a training run needs: which model to start from, which data
+and conversion, what to freeze, the rewards (GRPO), and the TRL trainer settings
+(``training``: keyword arguments of `trl.SFTConfig` or `trl.GRPOConfig`, set explicitly
+because TRL's defaults differ from the paper's). Run one with::
+
+    labkit sft  --recipe recipes/small/sft.yaml [--set training.learning_rate=1e-3 ...]
+    labkit grpo --recipe recipes/small/grpo.yaml [--run-dir runs/mine]
+
+Placeholders. ``model``, ``data`` and ``output_dir`` may contain ``{run_dir}`` (the
+recipe's ``run_dir`` field, which the CLI's ``--run-dir`` or an ablation runner
+overrides) and ``{arm}``. So ``model: "{run_dir}/sft/final"`` in a GRPO recipe starts
+from the SFT arm's final model of the same run folder.
+
+Unknown keys anywhere (top level, ``conversion``, ``freeze``, ``training``) are errors
+naming the key, so a typo never silently falls back to a default.
+
+    >>> r = load_recipe("recipes/small/grpo.yaml", {"run_dir": "runs/x"})   # doctest: +SKIP
+    >>> r.model, r.rewards                                                  # doctest: +SKIP
+    ('runs/x/sft/final', {'format': 1.0, 'accuracy': 1.0})
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STAGES = ("sft", "grpo")
+SFT_TASKS = ("screen", "caption")
+PLACEHOLDERS = ("run_dir", "arm")
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the file and the key."""
+
+
+@dataclass
+class ConversionSpec:
+    """How samples become model inputs (see `labkit.data.Conversion`)."""
+
+    form: str = field(default="cot", metadata={"help": "cot (think + answer) or direct (answer only)"})
+    layout: str = field(default="separate", metadata={"help": "separate (original + 4 images) or grid (original + 2x2 grid)"})
+    variant: str = field(default="train", metadata={"help": "train (all acceptable letters) or eval (one letter)"})
+    image_size: int | None = field(default=None, metadata={"help": "resize every image to this square size; null keeps it"})
+
+    def to_conversion(self):
+        from labkit.data import Conversion
+
+        return Conversion(form=self.form, layout=self.layout, variant=self.variant, image_size=self.image_size)
+
+
+@dataclass
+class FreezeSpec:
+    """Which parts of the VLM get no gradient (``requires_grad_(False)``)."""
+
+    vision: bool = field(default=False, metadata={"help": "freeze the vision tower (ViT)"})
+    projector: bool = field(default=False, metadata={"help": "freeze the projector (InternVL's multi_modal_projector, Qwen's merger)"})
+    language: bool = field(default=False, metadata={"help": "freeze the language model (and its LM head)"})
+
+
+@dataclass
+class Recipe:
+    """One experiment arm. Every field may be set in YAML; unknown keys are errors."""
+
+    arm: str = field(metadata={"help": "arm name (sft, grpo, dpa-grpo, ...); also the default output folder name"})
+    stage: str = field(metadata={"help": "sft or grpo"})
+    model: str = field(metadata={"help": "model folder or hub id to start from; may use {run_dir}"})
+    data: str = field(metadata={"help": "dataset folder (labkit.data layout); may use {run_dir}"})
+    description: str = field(default="", metadata={"help": "what this arm is, in a sentence"})
+    run_dir: str = field(default="runs/small", metadata={"help": "run folder that {run_dir} expands to"})
+    output_dir: str = field(default="{run_dir}/{arm}", metadata={"help": "where checkpoints, logs and final/ go"})
+    split: str = field(default="train", metadata={"help": "training split (train, pseudo_label)"})
+    extra_splits: list[str] = field(default_factory=list, metadata={"help": "more splits appended to the training data (SFT), e.g. [pseudo_label]"})
+    tasks: list[str] = field(default_factory=lambda: ["screen"], metadata={"help": "SFT row kinds: screen (prompt -> CoT/answer) and/or caption (stage 1.1)"})
+    limit: int | None = field(default=None, metadata={"help": "use at most this many training samples (the first ones); null: all"})
+    conversion: ConversionSpec = field(default_factory=ConversionSpec, metadata={"help": "prompt form, image layout, answer variant, image size"})
+    freeze: FreezeSpec = field(default_factory=FreezeSpec, metadata={"help": "parts of the model to freeze"})
+    lora: dict | None = field(default=None, metadata={"help": "peft.LoraConfig kwargs; null trains full weights. Merged into final/"})
+    rewards: dict[str, float] = field(default_factory=dict, metadata={"help": "GRPO rewards {name: weight} from labkit.rewards.REWARDS"})
+    training: dict[str, Any] = field(default_factory=dict, metadata={"help": "trl.SFTConfig / trl.GRPOConfig kwargs, set explicitly"})
+    seed: int = field(default=0, metadata={"help": "seed for data order, sampling and initialisation"})
+    resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint-* in output_dir"})
+    hcm: dict = field(default_factory=dict, metadata={"help": "hard-case mining schedule (labkit.hcm); non-empty dispatches to run_hcm_grpo"})
+    dynamic_sampling: bool = field(default=False, metadata={"help": "skip prompt groups whose rewards all tie (labkit.hcm)"})
+    source: str = field(default="", metadata={"help": "the YAML file this recipe came from (set by load_recipe)"})
+
+    @property
+    def output_path(self) -> Path:
+        return Path(self.output_dir)
+
+    @property
+    def final_dir(self) -> Path:
+        """Where the trained model (with its processor) is saved."""
+        return Path(self.output_dir) / "final"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_NESTED = {"conversion": ConversionSpec, "freeze": FreezeSpec}
+
+
+def _field_names(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def help_text(cls=Recipe) -> str:
+    """The recipe fields and their help, for ``--help`` and docs."""
+    lines = []
+    for f in dataclasses.fields(cls):
+        lines.append(f"{f.name}: {f.metadata.get('help', '')}")
+        if f.name in _NESTED:
+            for g in dataclasses.fields(_NESTED[f.name]):
+                lines.append(f"  {f.name}.{g.name}: {g.metadata.get('help', '')}")
+    return "\n".join(lines)
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value as YAML (numbers, booleans, null, lists); plain text otherwise."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_overrides(pairs: list[str] | None) -> dict:
+    """``["training.learning_rate=1e-4", "limit=32"]`` -> {dotted key: value}."""
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise RecipeError(f"--set expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def _apply_override(raw: dict, dotted: str, value: Any, where: str) -> None:
+    parts = dotted.split(".")
+    node = raw
+    for part in parts[:-1]:
+        if node.get(part) is None:
+            node[part] = {}
+        if not isinstance(node[part], dict):
+            raise RecipeError(f"{where}: override {dotted!r}: {part!r} is not a mapping")
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def _expand(text: str, values: dict, where: str, key: str) -> str:
+    names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    unknown = names - set(values)
+    if unknown:
+        raise RecipeError(
+            f"{where}: {key} uses unknown placeholder(s) {', '.join('{' + n + '}' for n in sorted(unknown))}; "
+            f"known: {', '.join('{' + n + '}' for n in PLACEHOLDERS)}"
+        )
+    return text.format(**values)
+
+
+def training_config_class(stage: str):
+    """The TRL config class a stage's ``training`` dict is passed to."""
+    if stage == "sft":
+        from trl import SFTConfig
+
+        return SFTConfig
+    from trl import GRPOConfig
+
+    return GRPOConfig
+
+
+def _check_training_keys(recipe: Recipe, where: str) -> None:
+    cls = training_config_class(recipe.stage)
+    known = set(_field_names(cls))
+    for key in recipe.training:
+        if key not in known:
+            raise RecipeError(f"{where}: unknown training key {key!r} for {cls.__name__}")
+    if "output_dir" in recipe.training or "seed" in recipe.training:
+        raise RecipeError(f"{where}: set output_dir and seed at the recipe's top level, not under training")
+
+
+def validate(recipe: Recipe, where: str = "recipe", check_training: bool = True) -> Recipe:
+    """Check values (not just keys); raise RecipeError naming the key."""
+    from labkit.data import SPLITS
+    from labkit.prompts import FORMS, LAYOUTS, VARIANTS
+    from labkit.rewards import REWARDS
+
+    if recipe.stage not in STAGES:
+        raise RecipeError(f"{where}: stage must be one of {', '.join(STAGES)}, got {recipe.stage!r}")
+    if not recipe.arm or not isinstance(recipe.arm, str):
+        raise RecipeError(f"{where}: arm must be a non-empty string")
+    for key in ("model", "data", "output_dir", "run_dir"):
+        if not isinstance(getattr(recipe, key), str) or not getattr(recipe, key):
+            raise RecipeError(f"{where}: {key} must be a non-empty string")
+    for split in [recipe.split] + list(recipe.extra_splits):
+        if split not in SPLITS:
+            raise RecipeError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}")
+    c = recipe.conversion
+    if c.form not in FORMS:
+        raise RecipeError(f"{where}: conversion.form must be one of {FORMS}, got {c.form!r}")
+    if c.layout not in LAYOUTS:
+        raise RecipeError(f"{where}: conversion.layout must be one of {LAYOUTS}, got {c.layout!r}")
+    if c.variant not in VARIANTS:
+        raise RecipeError(f"{where}: conversion.variant must be one of {VARIANTS}, got {c.variant!r}")
+    if c.image_size is not None and (not isinstance(c.image_size, int) or c.image_size < 8):
+        raise RecipeError(f"{where}: conversion.image_size must be an integer >= 8 or null, got {c.image_size!r}")
+    for key in ("vision", "projector", "language"):
+        if not isinstance(getattr(recipe.freeze, key), bool):
+            raise RecipeError(f"{where}: freeze.{key} must be true or false")
+    if recipe.freeze.vision and recipe.freeze.projector and recipe.freeze.language and recipe.lora is None:
+        raise RecipeError(f"{where}: freeze freezes every part and there is no lora: nothing would train")
+    if recipe.limit is not None and (not isinstance(recipe.limit, int) or recipe.limit < 1):
+        raise RecipeError(f"{where}: limit must be a positive integer or null, got {recipe.limit!r}")
+    if recipe.lora is not None and not isinstance(recipe.lora, dict):
+        raise RecipeError(f"{where}: lora must be a mapping of peft.LoraConfig kwargs or null")
+    if not isinstance(recipe.training, dict):
+        raise RecipeError(f"{where}: training must be a mapping of TRL config kwargs")
+    if not isinstance(recipe.hcm, dict):
+        raise RecipeError(f"{where}: hcm must be a mapping (empty for no hard-case mining)")
+    if recipe.stage == "sft":
+        if not recipe.tasks or any(t not in SFT_TASKS for t in recipe.tasks):
+            raise RecipeError(f"{where}: tasks must be a non-empty list from {SFT_TASKS}, got {recipe.tasks!r}")
+        if recipe.rewards:
+            raise RecipeError(f"{where}: rewards are for stage grpo, not sft")
+        if recipe.hcm or recipe.dynamic_sampling:
+            raise RecipeError(f"{where}: hcm and dynamic_sampling are for stage grpo, not sft")
+    else:
+        if not recipe.rewards:
+            raise RecipeError(f"{where}: a grpo recipe needs rewards, e.g. {{format: 1.0, accuracy: 1.0}}")
+        if not isinstance(recipe.rewards, dict):
+            raise RecipeError(f"{where}: rewards must be a mapping {{name: weight}}")
+        for name, weight in recipe.rewards.items():
+            if name not in REWARDS:
+                raise RecipeError(f"{where}: unknown reward {name!r}; known: {', '.join(sorted(REWARDS))}")
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+                raise RecipeError(f"{where}: reward weight of {name!r} must be a number, got {weight!r}")
+        if recipe.tasks != ["screen"]:
+            raise RecipeError(f"{where}: tasks is an SFT setting; GRPO always trains on screening prompts")
+        if recipe.conversion.form != "cot":
+            raise RecipeError(f"{where}: GRPO's format reward needs conversion.form: cot")
+    if check_training:
+        _check_training_keys(recipe, where)
+    return recipe
+
+
+def recipe_from_dict(raw: dict, where: str = "recipe", check_training: bool = True) -> Recipe:
+    """Build and validate a Recipe from a mapping (placeholders are expanded)."""
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{where}: a recipe must be a YAML mapping, got {type(raw).__name__}")
+    raw = copy.deepcopy(raw)
+    known = _field_names(Recipe)
+    for key in raw:
+        if key not in known:
+            raise RecipeError(f"{where}: unknown key {key!r}; known keys: {', '.join(known)}")
+    for key, cls in _NESTED.items():
+        value = raw.get(key)
+        if value is None:
+            raw.pop(key, None)
+            continue
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where}: {key} must be a mapping")
+        sub_known = _field_names(cls)
+        for sub in value:
+            if sub not in sub_known:
+                raise RecipeError(f"{where}: unknown key {key}.{sub!r}; known: {', '.join(sub_known)}")
+        raw[key] = cls(**value)
+    missing = [k for k in ("arm", "stage", "model", "data") if k not in raw]
+    if missing:
+        raise RecipeError(f"{where}: missing required key(s) {', '.join(missing)}")
+    for key in ("rewards", "training", "hcm"):
+        if raw.get(key) is None and key in raw:
+            raw[key] = {}
+    recipe = Recipe(**raw)
+    values = {"arm": recipe.arm}
+    values["run_dir"] = _expand(str(recipe.run_dir), values, where, "run_dir")
+    recipe.run_dir = values["run_dir"]
+    for key in ("model", "data", "output_dir"):
+        setattr(recipe, key, _expand(str(getattr(recipe, key)), values, where, key))
+    return validate(recipe, where, check_training=check_training)
+
+
+def load_recipe(path: str | Path, overrides: dict | None = None, check_training: bool = True) -> Recipe:
+    """Read a YAML recipe, apply ``overrides`` ({dotted key: value}) and validate it.
+
+    Overrides apply before placeholders expand, so ``{"run_dir": "runs/demo"}`` moves
+    every ``{run_dir}`` path. ``check_training`` checks ``training`` keys against the TRL
+    config class (imports trl; no model is loaded).
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"recipe {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe must be a YAML mapping")
+    for key, value in (overrides or {}).items():
+        _apply_override(raw, key, value, str(path))
+    raw["source"] = str(path)
+    return recipe_from_dict(raw, where=str(path), check_training=check_training)
+
+
+def recipe_set(name_or_dir: str | Path) -> dict[str, Path]:
+    """The recipes of a set (``small``, ``paper/2b`` or a folder), {arm file stem: path}."""
+    p = Path(name_or_dir)
+    if not p.is_dir():
+        p = Path(__file__).resolve().parent.parent / "recipes" / str(name_or_dir)
+    if not p.is_dir():
+        raise FileNotFoundError(f"no recipe set {str(name_or_dir)!r} (looked for a folder of YAML files)")
+    return {f.stem: f for f in sorted(p.glob("*.yaml"))}
