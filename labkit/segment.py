@@ -202,3 +202,99 @@ def threshold_segment(
             f"the threshold segmenter needs a packshot on a plain background (try 'birefnet')"
         )
     return segmentation_from_mask(rgb, mask)
+
+
+# ----------------------------------------------------------------------------- segmenters
+
+class Segmenter:
+    """The segmenter interface: ``segment(image) -> Segmentation`` (raises SegmentationError)."""
+
+    name = "base"
+
+    def segment(self, image: Any) -> Segmentation:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass
+class ThresholdSegmenter(Segmenter):
+    """Threshold + largest connected component (`threshold_segment`), for plain backgrounds."""
+
+    threshold: float = field(default=30.0, metadata={"help": "max per-channel difference from the background colour"})
+    min_area_fraction: float = field(default=0.002, metadata={"help": "smaller products count as 'no foreground'"})
+    max_area_fraction: float = field(default=0.995, metadata={"help": "larger ones count as 'no plain background'"})
+    name = "threshold"
+
+    def segment(self, image: Any) -> Segmentation:
+        return threshold_segment(
+            image, threshold=self.threshold, min_area_fraction=self.min_area_fraction,
+            max_area_fraction=self.max_area_fraction,
+        )
+
+
+class BiRefNetSegmenter(Segmenter):
+    """BiRefNet (the paper's segmenter) through transformers' ``AutoModelForImageSegmentation``.
+
+    BiRefNet's modelling code is not part of transformers: it runs code from the model
+    repository, so it loads only with ``trust_remote_code=True`` (the user's explicit opt-in).
+    ``model`` is a hub id (e.g. ``ZhengPeng7/BiRefNet``) or a local folder.
+    """
+
+    name = "birefnet"
+
+    def __init__(
+        self,
+        model: str = "ZhengPeng7/BiRefNet",
+        trust_remote_code: bool = False,
+        device: str | None = None,
+        resolution: int = 1024,
+        mask_threshold: float = 0.5,
+    ):
+        if not trust_remote_code:
+            raise SegmentationError(
+                f"the BiRefNet segmenter runs modelling code shipped with the model {model!r}, which is off by "
+                "default; opt in with trust_remote_code=True (CLI: --trust-remote-code) if you trust that "
+                "repository, or use the 'threshold' segmenter"
+            )
+        import torch
+        from transformers import AutoModelForImageSegmentation
+
+        try:
+            self.model = AutoModelForImageSegmentation.from_pretrained(model, trust_remote_code=True)
+        except Exception as exc:  # OSError offline / missing folder, ValueError bad config, ...
+            raise SegmentationError(
+                f"could not load BiRefNet weights from {model!r} ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                "download them first (huggingface-cli download ZhengPeng7/BiRefNet) or pass a local folder"
+            ) from exc
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device).eval()
+        self.resolution = resolution
+        self.mask_threshold = mask_threshold
+
+    def segment(self, image: Any) -> Segmentation:
+        import torch
+
+        img = load_image(image)
+        if min(img.size) < MIN_SEGMENT_SIDE:
+            raise SegmentationError(f"image is too small to segment ({img.size[0]}x{img.size[1]}; min side {MIN_SEGMENT_SIDE} px)")
+        rgb = to_rgb(img)
+        # BiRefNet's own preprocessing: square resize, ImageNet normalisation.
+        x = np.asarray(rgb.resize((self.resolution, self.resolution), Image.BILINEAR), dtype=np.float32) / 255.0
+        x = (x - np.array([0.485, 0.456, 0.406], np.float32)) / np.array([0.229, 0.224, 0.225], np.float32)
+        tensor = torch.from_numpy(x.transpose(2, 0, 1))[None].to(self.device, next(self.model.parameters()).dtype)
+        with torch.no_grad():
+            pred = self.model(tensor)[-1].sigmoid().float().cpu()[0, 0].numpy()
+        prob = np.asarray(Image.fromarray((pred * 255).astype(np.uint8), "L").resize(rgb.size, Image.BILINEAR))
+        mask = prob >= self.mask_threshold * 255
+        if not mask.any():
+            raise SegmentationError("no foreground found: BiRefNet predicted an empty mask")
+        return segmentation_from_mask(rgb, mask)
+
+
+SEGMENTERS = {"threshold": ThresholdSegmenter, "birefnet": BiRefNetSegmenter}
+
+
+def get_segmenter(name: str = "threshold", **kwargs) -> Segmenter:
+    """A segmenter by name (``threshold`` or ``birefnet``); kwargs go to its constructor."""
+    if name not in SEGMENTERS:
+        raise ValueError(f"unknown segmenter {name!r}; expected one of {', '.join(SEGMENTERS)}")
+    return SEGMENTERS[name](**kwargs)
