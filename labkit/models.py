@@ -148,13 +148,19 @@ def _corpus() -> list[str]:
 
 def build_tokenizer(arch: str, vocab_size: int = 1024):
     """A ByteLevel BPE `PreTrainedTokenizerFast` with ChatML, image and tag tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     image_tokens = INTERNVL_TOKENS if arch == "internvl" else QWEN_TOKENS
     specials = [PAD, IM_START, IM_END] + list(image_tokens.values())
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # Candidate letters A-D are always their own tokens ("AC" -> "A", "C"): the answer is then
+    # spelled with the same tokens that name the candidates in prompts and reasoning, which a
+    # small model learns faster than one opaque token per letter combination.
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex("[A-D]"), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False),
+    ])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size - len(TAG_TOKENS),

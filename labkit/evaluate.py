@@ -1,0 +1,353 @@
+"""Batched generation and evaluation with the paper's metric.
+
+Generation (used by evaluation, annotation, training callbacks and the app):
+
+- `generate_responses(model, processor, items, ...)`: ``items`` is a sequence of
+  ``(images, prompt_text)`` pairs, ``images`` a list of PIL images shown in order before the
+  instruction. Prompts are rendered with the model's chat template, padded on the left and
+  generated in batches; replies are decoded with special tokens skipped (``<think>`` and
+  ``<answer>`` tags survive: they are non-special tokens in the lab's models).
+- `stream_response(model, processor, images, prompt_text, ...)`: yields the reply *as it grows*
+  (each item is the full text so far, not a delta), for the Gradio app.
+
+Evaluation:
+
+- `evaluate(model_or_path, data_dir, split="test", ...)`: the `labkit.metrics.score` dict (overall
+  and per-dimension percent, the random baseline of the same samples, ``unparsed``) plus
+  ``wall_s``, ``samples_per_s`` and ``predictions_path``. With ``out_dir`` it writes
+  ``predictions.jsonl`` (one line per sample: id, response, prediction, answer, dimension,
+  correct), ``results.json`` and ``run.json`` (the settings); a rerun in the same folder skips the
+  ids already predicted, so an interrupted evaluation continues where it stopped.
+
+Run ``labkit evaluate --model data/models/small-internvl --data data/synth --out runs/eval``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+DEFAULT_MAX_NEW_TOKENS = 256
+
+
+# ----------------------------------------------------------------------------- generation
+
+def _tokenizer(processor):
+    return getattr(processor, "tokenizer", processor)
+
+
+def render_prompt(processor, n_images: int, prompt_text: str) -> str:
+    """The chat-template text of one user turn (images, then the instruction) + assistant header."""
+    from labkit.data import user_message
+
+    return processor.apply_chat_template([user_message(n_images, prompt_text)], add_generation_prompt=True, tokenize=False)
+
+
+def _encode(model, processor, items: Sequence[tuple[list, str]]):
+    """Processor inputs for a batch of (images, prompt) pairs, left padded, on the model's device."""
+    import torch
+
+    texts = [render_prompt(processor, len(images), prompt) for images, prompt in items]
+    images = [list(images) for images, _ in items]
+    tok = _tokenizer(processor)
+    tok.padding_side = "left"  # generation continues from the right end of every row
+    kwargs = dict(text=texts, padding=True, return_tensors="pt")
+    if any(images):
+        kwargs["images"] = images
+    inputs = processor(**kwargs)
+    out = {}
+    for key, value in inputs.items():
+        if isinstance(value, torch.Tensor):
+            value = value.to(model.device)
+            if value.is_floating_point():
+                value = value.to(model.dtype)
+        out[key] = value
+    return out
+
+
+def _generation_kwargs(processor, max_new_tokens, do_sample, temperature, top_k, top_p, extra) -> dict:
+    tok = _tokenizer(processor)
+    gen = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=tok.pad_token_id)
+    if tok.eos_token_id is not None:
+        gen["eos_token_id"] = tok.eos_token_id
+    if do_sample:
+        gen["temperature"] = temperature
+        # 0 / None: no top-k cut (transformers' default of 50 would silently apply otherwise).
+        gen["top_k"] = top_k if top_k else 0
+        if top_p is not None:
+            gen["top_p"] = top_p
+    gen.update(extra)
+    return gen
+
+
+def generate_responses(
+    model,
+    processor,
+    items: Sequence[tuple[list, str]],
+    *,
+    batch_size: int = 8,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    progress: bool = True,
+    **gen,
+) -> list[str]:
+    """Replies for ``items`` = [(images, prompt_text), ...], in order, generated in batches.
+
+    Greedy by default; ``do_sample=True`` with temperature / top_k / top_p samples. Extra
+    keyword arguments go to ``model.generate``. Decoding skips special tokens.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    items = list(items)
+    gen_kwargs = _generation_kwargs(processor, max_new_tokens, do_sample, temperature, top_k, top_p, gen)
+    tok = _tokenizer(processor)
+    replies: list[str] = []
+    bar = tqdm(total=len(items), desc="generate", unit="sample", disable=not progress)
+    for start in range(0, len(items), batch_size):
+        chunk = items[start:start + batch_size]
+        inputs = _encode(model, processor, chunk)
+        with torch.inference_mode():
+            out = model.generate(**inputs, **gen_kwargs)
+        new_tokens = out[:, inputs["input_ids"].shape[1]:]
+        replies.extend(tok.batch_decode(new_tokens, skip_special_tokens=True))
+        bar.update(len(chunk))
+    bar.close()
+    return replies
+
+
+def stream_response(model, processor, images: list, prompt_text: str, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+                    do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
+                    top_p: float | None = None, **gen) -> Iterator[str]:
+    """Yield the reply as it grows: each item is the whole text generated so far.
+
+    Generation runs in a background thread feeding a `TextIteratorStreamer`; special tokens are
+    skipped, the think/answer tags are kept. The last item is the complete reply.
+    """
+    import torch
+    from transformers import TextIteratorStreamer
+
+    inputs = _encode(model, processor, [(images, prompt_text)])
+    streamer = TextIteratorStreamer(_tokenizer(processor), skip_prompt=True, skip_special_tokens=True)
+    gen_kwargs = _generation_kwargs(processor, max_new_tokens, do_sample, temperature, top_k, top_p, gen)
+    errors: list[BaseException] = []
+
+    def work():
+        try:
+            with torch.inference_mode():
+                model.generate(**inputs, **gen_kwargs, streamer=streamer)
+        except BaseException as exc:  # surfaced in the caller's thread below
+            errors.append(exc)
+            streamer.end()
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    text = ""
+    for delta in streamer:
+        text += delta
+        yield text
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def _read_predictions(path: Path) -> dict[str, dict]:
+    """Valid lines of a predictions file by id; a line cut by an interruption is dropped."""
+    done: dict[str, dict] = {}
+    if not path.exists():
+        return done
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and "id" in row:
+            done[row["id"]] = row
+    return done
+
+
+def _write_lines(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, path)
+
+
+def _settings_key(settings: dict) -> dict:
+    """The settings that must match for a resumed run to mix with earlier predictions."""
+    keys = ("model", "data", "split", "form", "layout", "variant", "image_size", "max_new_tokens", "do_sample",
+            "temperature", "top_k", "top_p", "judge")
+    return {k: settings.get(k) for k in keys}
+
+
+def prediction_row(sample_id: str, response: str, answer: str, dimension: str | None) -> dict:
+    """One predictions.jsonl line: the parsed answer is None when the reply has none (unparsed)."""
+    from labkit.metrics import is_correct, parse_answer
+
+    prediction = parse_answer(response)
+    return {
+        "id": sample_id,
+        "response": response,
+        "prediction": prediction,
+        "answer": answer,
+        "dimension": dimension,
+        "correct": is_correct(prediction, answer),
+    }
+
+
+def _judge_responses(judge, rows: list[dict], progress: bool) -> list[str]:
+    """Replies of an API / local judge for converted rows (images + conversational prompt)."""
+    from tqdm.auto import tqdm
+
+    replies = []
+    for row in tqdm(rows, desc="judge", unit="sample", disable=not progress):
+        reply = judge.complete(row["prompt"], row["images"])
+        replies.append(getattr(reply, "text", reply) or "")
+    return replies
+
+
+def evaluate(
+    model_or_path,
+    data_dir,
+    split: str = "test",
+    *,
+    form: str = "cot",
+    layout: str = "separate",
+    variant: str = "train",
+    image_size: int | None = None,
+    batch_size: int = 8,
+    out_dir=None,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    limit: int | None = None,
+    judge=None,
+    seed: int = 0,
+    progress: bool = True,
+    device=None,
+    dtype=None,
+    **gen,
+) -> dict:
+    """Evaluate a model (folder, hub alias, or a loaded ``(model, processor)`` pair) on a split.
+
+    ``judge``: a judge object with ``complete(messages, images)``, or a spec string for
+    `labkit.judges.make_judge` ("openai:gpt-4o", "local:PATH"); replies then come from the judge
+    and ``model_or_path`` may be None. Returns the `labkit.metrics.score` dict plus ``wall_s``,
+    ``samples_per_s`` (this run's generated samples / wall time), ``predictions_path`` (or None
+    without ``out_dir``), ``generated`` (samples generated this run) and ``resumed`` (skipped).
+    """
+    from tqdm.auto import tqdm
+
+    from labkit.data import Conversion, load_split, to_grpo_row
+    from labkit.metrics import score
+    from labkit.prompts import screening_prompt
+
+    screening_prompt(form, layout, variant)  # validates the three names with a clear error
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    if model_or_path is None and judge is None:
+        raise ValueError("evaluate needs a model or a judge")
+    ds = load_split(data_dir, split)
+    n_total = len(ds) if limit is None else min(limit, len(ds))
+    ids = ds.select_columns(["id"])["id"][:n_total]
+    unlabelled = [r["id"] for r in ds.select_columns(["id", "answer"]).select(range(n_total)) if r["answer"] is None]
+    if unlabelled:
+        raise ValueError(f"split {split!r} has unlabelled samples (e.g. {unlabelled[0]!r}); evaluation needs answers")
+
+    if isinstance(judge, str):
+        from labkit.judges import make_judge
+
+        judge_name, judge = judge, make_judge(judge)
+    else:
+        judge_name = None if judge is None else getattr(judge, "name", type(judge).__name__)
+    model_name = None
+    model = processor = None
+    if judge is None:
+        if isinstance(model_or_path, (tuple, list)):
+            model, processor = model_or_path
+            model_name = getattr(model, "name_or_path", None) or type(model).__name__
+        else:
+            from labkit.models import load
+
+            model_name = str(model_or_path)
+            model, processor = load(model_or_path, device=device, dtype=dtype)
+
+    settings = dict(model=model_name, data=str(data_dir), split=split, form=form, layout=layout, variant=variant,
+                    image_size=image_size, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                    temperature=temperature, top_k=top_k, top_p=top_p, judge=judge_name, seed=seed,
+                    batch_size=batch_size, limit=limit)
+    pred_path = None
+    done: dict[str, dict] = {}
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        pred_path = out_dir / "predictions.jsonl"
+        run_path = out_dir / "run.json"
+        if run_path.exists() and pred_path.exists():
+            before = _settings_key(json.loads(run_path.read_text()))
+            if before != _settings_key(settings):
+                diff = {k: (before[k], v) for k, v in _settings_key(settings).items() if before.get(k) != v}
+                raise ValueError(
+                    f"{out_dir} holds predictions made with other settings {diff} (old, new); "
+                    "use another --out folder or delete it"
+                )
+        run_path.write_text(json.dumps(settings, indent=2) + "\n")
+        done = _read_predictions(pred_path)
+        # Rewrite without a line cut by an interruption, so appends start on a fresh line.
+        _write_lines(pred_path, list(done.values()))
+
+    todo = [i for i, sid in enumerate(ids) if sid not in done]
+    resumed = n_total - len(todo)
+    if do_sample:
+        import torch
+
+        torch.manual_seed(seed)
+    conv = Conversion(form=form, layout=layout, variant=variant, image_size=image_size)
+    prompt_text = screening_prompt(form, layout, variant)
+    rows_by_id = dict(done)
+    t0 = time.perf_counter()
+    bar = tqdm(total=n_total, initial=resumed, desc=f"evaluate {split}", unit="sample", disable=not progress)
+    for start in range(0, len(todo), batch_size):
+        batch = [to_grpo_row(ds[i], conv) for i in todo[start:start + batch_size]]
+        if judge is not None:
+            replies = _judge_responses(judge, batch, progress=False)
+        else:
+            replies = generate_responses(
+                model, processor, [(r["images"], prompt_text) for r in batch], batch_size=batch_size,
+                max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, top_k=top_k,
+                top_p=top_p, progress=False, **gen,
+            )
+        new_rows = [prediction_row(r["id"], reply, r["answer"], r["dimension"] or None) for r, reply in zip(batch, replies)]
+        if pred_path is not None:
+            with pred_path.open("a") as f:  # one flush per batch: an interruption loses at most a batch
+                f.write("".join(json.dumps(row) + "\n" for row in new_rows))
+        for row in new_rows:
+            rows_by_id[row["id"]] = row
+        bar.update(len(batch))
+    bar.close()
+    wall = time.perf_counter() - t0
+
+    rows = [rows_by_id[sid] for sid in ids]
+    result = score([r["prediction"] for r in rows], [r["answer"] for r in rows], [r["dimension"] or "unknown" for r in rows])
+    result.update(
+        wall_s=wall,
+        samples_per_s=(len(todo) / wall) if todo and wall > 0 else None,
+        predictions_path=str(pred_path) if pred_path else None,
+        generated=len(todo),
+        resumed=resumed,
+        settings=settings,
+    )
+    if out_dir is not None:
+        (out_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
