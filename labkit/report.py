@@ -1,0 +1,260 @@
+"""The ablation report: one self-contained ``report.html`` with plotly charts.
+
+    python -m labkit.report runs/demo          # (re)writes runs/demo/report.html from results.json
+
+`write_report(run_dir, results)` draws, from the ablation's ``results.json`` and the arm folders:
+
+- ``fig-scores``: overall score per arm (bars) against the random baseline (a line);
+- ``fig-dimensions``: per-dimension scores per arm (grouped bars);
+- ``fig-rewards``: the mean reward per logged step of each GRPO arm (from ``train_log.jsonl``);
+- ``fig-hard-easy``: the mined hard/easy counts and, per HCM arm, the hard and easy prompts drawn
+  in each logical epoch (from ``hcm_epochs.jsonl``);
+- a gallery of hard cases (the SFT model's reasoning, its answer, the label) with the five images as
+  small inline data-URL thumbnails.
+
+Each figure's JSON is embedded as ``<script type="application/json" id="fig-NAME">`` and drawn by
+plotly.js, inlined once, so the page works offline and tests can read the numbers back.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+FIGURES = ("scores", "dimensions", "rewards", "hard-easy")
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+def reward_curve(arm_dir: Path) -> tuple[list[int], list[float]]:
+    """(steps, mean reward) from an arm's ``train_log.jsonl`` (empty if none)."""
+    steps, rewards = [], []
+    for row in _read_jsonl(Path(arm_dir) / "train_log.jsonl"):
+        if row.get("reward") is not None and "step" in row:
+            steps.append(int(row["step"]))
+            rewards.append(float(row["reward"]))
+    return steps, rewards
+
+
+def score_figure(results: dict):
+    import plotly.graph_objects as go
+
+    arms = [a for a, r in results["arms"].items() if r.get("overall") is not None]
+    fig = go.Figure()
+    fig.add_bar(x=arms, y=[results["arms"][a]["overall"] for a in arms], name="score",
+                text=[f"{results['arms'][a]['overall']:.1f}" for a in arms], textposition="outside")
+    fig.add_scatter(x=arms, y=[results["arms"][a]["random_baseline"] for a in arms], mode="lines+markers",
+                    name="random baseline", line=dict(dash="dash", color="black"))
+    fig.update_layout(title="Overall score per arm (%) vs the random baseline", yaxis_title="score (%)",
+                      yaxis_range=[0, 105], height=420, margin=dict(t=50, b=120))
+    return fig
+
+
+def dimension_figure(results: dict):
+    import plotly.graph_objects as go
+
+    arms = [a for a, r in results["arms"].items() if r.get("per_dimension")]
+    dims: list[str] = []
+    for a in arms:
+        for d in results["arms"][a]["per_dimension"]:
+            if d not in dims:
+                dims.append(d)
+    fig = go.Figure()
+    for a in arms:
+        per = results["arms"][a]["per_dimension"]
+        fig.add_bar(x=dims, y=[per.get(d) for d in dims], name=a)
+    fig.update_layout(barmode="group", title="Score per dimension (%)", yaxis_title="score (%)",
+                      yaxis_range=[0, 105], height=420)
+    return fig
+
+
+def reward_figure(run_dir: Path, results: dict):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for arm, r in results["arms"].items():
+        steps, rewards = reward_curve(run_dir / r.get("dir", arm))
+        if steps:
+            fig.add_scatter(x=steps, y=rewards, mode="lines+markers", name=arm)
+    fig.update_layout(title="Mean reward per logged step (GRPO arms)", xaxis_title="optimizer step",
+                      yaxis_title="reward", height=400)
+    return fig
+
+
+def hard_easy_figure(run_dir: Path, results: dict):
+    import plotly.graph_objects as go
+
+    xs, hard, easy = [], [], []
+    mining = results.get("mining") or {}
+    if mining.get("n"):
+        xs.append("mined (SFT on train)")
+        hard.append(mining["hard"])
+        easy.append(mining["easy"])
+    for arm, r in results["arms"].items():
+        for row in _read_jsonl(run_dir / r.get("dir", arm) / "hcm_epochs.jsonl"):
+            xs.append(f"{arm} e{row['epoch']} ({row['mix']})")
+            hard.append(row["hard"])
+            easy.append(row["easy"])
+    fig = go.Figure()
+    fig.add_bar(x=xs, y=hard, name="hard", marker_color="#d62728")
+    fig.add_bar(x=xs, y=easy, name="easy", marker_color="#2ca02c")
+    fig.update_layout(barmode="stack", title="Hard and easy cases: mined, and prompts drawn per logical epoch",
+                      yaxis_title="prompts", height=450, margin=dict(b=160))
+    return fig
+
+
+def thumbnail(image, size: int = 64) -> str:
+    """A PNG data URL of ``image`` shrunk to fit ``size`` px."""
+    from labkit.data import open_image
+
+    im = open_image(image).convert("RGB")
+    im.thumbnail((size, size))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def gallery_html(hard_cases_path: Path, data_dir, split: str = "train", limit: int = 8) -> str:
+    """HTML cards of the first ``limit`` hard cases with thumbnails and the model's reasoning."""
+    rows = [r for r in _read_jsonl(Path(hard_cases_path)) if r.get("hard")][:limit]
+    if not rows:
+        return "<p>No hard cases mined.</p>"
+    samples = {}
+    if data_dir and Path(data_dir).exists():
+        try:
+            from labkit.data import load_split
+
+            ds = load_split(data_dir, split, validate=False, check_images=False)
+            want = {r["id"] for r in rows}
+            for i, sid in enumerate(ds["id"]):
+                if sid in want:
+                    samples[sid] = ds[i]
+        except Exception as exc:  # the gallery is a convenience; the report must still be written
+            samples = {}
+            print(f"report: no thumbnails ({exc})")
+    cards = []
+    for r in rows:
+        imgs = ""
+        s = samples.get(r["id"])
+        if s is not None:
+            labels = ["original", "A", "B", "C", "D"]
+            pics = [s["original"], *s["candidates"]]
+            imgs = "".join(
+                f'<figure><img src="{thumbnail(p)}" alt="{lab}"><figcaption>{lab}</figcaption></figure>'
+                for lab, p in zip(labels, pics))
+        cards.append(
+            f'<div class="card"><div class="imgs">{imgs}</div>'
+            f'<p><b>{html.escape(str(r["id"]))}</b> · label <b>{html.escape(str(r["answer"]))}</b> · '
+            f'model <b>{html.escape(str(r.get("prediction")))}</b> · {html.escape(str(r.get("dimension", "")))}</p>'
+            f'<pre>{html.escape(str(r.get("response", ""))[:1200])}</pre></div>')
+    return "\n".join(cards)
+
+
+def _table_html(results: dict) -> str:
+    head = "<tr><th>arm</th><th>kind</th><th>overall</th><th>random</th><th>n</th><th>unparsed</th><th>minutes</th></tr>"
+    body = []
+    for arm, r in results["arms"].items():
+        def f(x, nd=2):
+            return "-" if x is None else f"{x:.{nd}f}"
+        body.append(f"<tr><td>{html.escape(arm)}</td><td>{html.escape(str(r.get('kind', '')))}</td>"
+                    f"<td>{f(r.get('overall'))}</td><td>{f(r.get('random_baseline'))}</td><td>{r.get('n', '-')}</td>"
+                    f"<td>{r.get('unparsed', '-')}</td><td>{f((r.get('wall_s') or 0) / 60, 1)}</td></tr>")
+    return f"<table>{head}{''.join(body)}</table>"
+
+
+def write_report(run_dir, results: dict | None = None, *, title: str = "HCM-GRPO lab report",
+                 data_dir=None, gallery: int = 8) -> Path:
+    """Write ``run_dir/report.html`` from ``results`` (default: ``run_dir/results.json``)."""
+    from plotly.offline import get_plotlyjs
+
+    run_dir = Path(run_dir)
+    if results is None:
+        path = run_dir / "results.json"
+        if not path.exists():
+            raise FileNotFoundError(f"no results.json in {run_dir}")
+        results = json.loads(path.read_text())
+    figs = {
+        "scores": score_figure(results),
+        "dimensions": dimension_figure(results),
+        "rewards": reward_figure(run_dir, results),
+        "hard-easy": hard_easy_figure(run_dir, results),
+    }
+    mining = results.get("mining") or {}
+    hard_path = Path(mining["dir"]) / "hard_cases.jsonl" if mining.get("dir") else None
+    if hard_path is not None and not hard_path.is_absolute():
+        hard_path = run_dir / hard_path
+    data_dir = data_dir or results.get("data")
+    if data_dir and not Path(data_dir).is_absolute() and not Path(data_dir).exists():
+        data_dir = run_dir / data_dir
+    gallery_part = gallery_html(hard_path, data_dir, mining.get("split", "train"), gallery) if hard_path else "<p>No mining run.</p>"
+    fig_parts = []
+    for name, fig in figs.items():
+        fig_json = fig.to_json().replace("</", "<\\/")
+        fig_parts.append(f'<div id="plot-{name}" class="plot"></div>\n'
+                         f'<script type="application/json" id="fig-{name}">{fig_json}</script>')
+    meta = {k: results.get(k) for k in ("seed", "recipe_set", "minutes", "created", "uptime")}
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1200px; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+td:first-child {{ text-align: left; }}
+.card {{ border: 1px solid #ddd; border-radius: 6px; padding: 8px; margin: 8px 0; }}
+.imgs {{ display: flex; gap: 6px; }} figure {{ margin: 0; text-align: center; font-size: 11px; }}
+pre {{ white-space: pre-wrap; font-size: 12px; background: #f7f7f7; padding: 6px; }}
+</style>
+<script>{get_plotlyjs()}</script></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p>{html.escape(json.dumps(meta))}</p>
+<h2>Scores</h2>
+{_table_html(results)}
+{fig_parts[0]}
+{fig_parts[1]}
+<h2>Training</h2>
+{fig_parts[2]}
+<h2>Hard cases</h2>
+{fig_parts[3]}
+<h3>Gallery: hard cases of the SFT model (training split)</h3>
+{gallery_part}
+<script>
+for (const el of document.querySelectorAll('script[id^="fig-"]')) {{
+  const fig = JSON.parse(el.textContent);
+  Plotly.newPlot('plot-' + el.id.slice(4), fig.data, fig.layout, {{responsive: true}});
+}}
+</script>
+</body></html>
+"""
+    out = run_dir / "report.html"
+    out.write_text(page)
+    return out
+
+
+def read_figures(html_path) -> dict[str, dict]:
+    """The plotly figure JSON embedded in a report, keyed by figure name (for tests and tools)."""
+    import re
+
+    text = Path(html_path).read_text()
+    out = {}
+    for m in re.finditer(r'<script type="application/json" id="fig-([\w-]+)">(.*?)</script>', text, re.S):
+        out[m.group(1)] = json.loads(m.group(2).replace("<\\/", "</"))
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(write_report(sys.argv[1] if len(sys.argv) > 1 else "runs/demo"))
