@@ -595,9 +595,12 @@ def read_hard_ids(path: str | os.PathLike) -> list[str]:
 
     Accepted: a plain text list (one id per line, ``#`` comments); a JSON list of ids or of
     objects; a JSON object with a ``hard`` (or ``ids``) list; JSONL of objects. An object needs
-    an ``id``; one with ``"hard": false`` is skipped (mining files may list every sample).
+    an ``id``; one with ``"hard": false`` is skipped (mining files may list every sample). A folder
+    means its ``hard_cases.jsonl`` (the output of ``labkit mine-hard``, `labkit.hcm.mine_hard`).
     """
     path = Path(path)
+    if path.is_dir():  # a `labkit mine-hard` run folder
+        path = path / "hard_cases.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"hard-case file {str(path)!r} does not exist")
     text = path.read_text()

@@ -1,0 +1,443 @@
+"""Judges behind one interface: a local transformers model, or any OpenAI-compatible endpoint.
+
+A *judge* answers chat messages that show images. Annotation (captions, CoT), evaluation of API
+models (``labkit evaluate --judge openai:gpt-4o``) and the app use it the same way::
+
+    judge = make_judge("openai:gpt-4o")            # OPENAI_BASE_URL / OPENAI_API_KEY from the env
+    judge = make_judge("openai:qwen-vl-max", base_url="https://.../compatible-mode/v1", api_key=...)
+    judge = make_judge("local:data/models/small-internvl")        # labkit.models.load
+    reply = judge.complete([user_message(5, prompt)], images)     # -> JudgeReply
+    replies = judge.complete_many([(messages, images), ...], concurrency=4)
+
+Messages follow the chat format; a user turn's ``{"type": "image"}`` placeholders are filled
+with ``images`` in order (with no placeholder, the images go before the first user text).
+
+OpenAI-compatible judges (`OpenAIJudge`, the ``openai`` package; GPT-4o, Qwen-VL-Max/Plus in
+compatible mode, a vLLM server): images travel as base64 PNG data URLs; 429, 408, 409 and 5xx
+replies and connection errors are retried with exponential backoff (a ``Retry-After`` header
+wins); every reply is cached on disk under a hash of the request (base URL, model, messages,
+image bytes, parameters), so a repeat sends nothing; token counts come from the reply's
+``usage`` and the cost from `PRICES` (USD per million tokens, overridable; a model without a
+price gets ``cost_usd=None``, never a guess).
+
+Local judges (`LocalJudge`) load the model once, generate greedily in batches with
+`labkit.evaluate.generate_responses`, and cost nothing.
+"""
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import io
+import json
+import os
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+# USD per 1M tokens (input, output), as published by OpenAI in 2025. Check your provider's
+# current prices and pass ``prices=`` (or ``labkit annotate --prices FILE``) to override or add.
+PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4o-2024-08-06": (2.50, 10.00),
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+}
+DEFAULT_CACHE_DIR = "data/judge_cache"
+RETRY_STATUSES = {408, 409, 429}
+
+
+class JudgeError(RuntimeError):
+    """A judge request that failed for good (after retries, or a non-retryable error)."""
+
+
+@dataclass
+class JudgeReply:
+    """One reply. ``cost_usd`` is what this call cost (0.0 when served from the cache; None when
+    the model has no price); token counts are those of the reply (also when cached)."""
+
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+    cached: bool = False
+    model: str = ""
+    attempts: int = 0  # HTTP requests sent for this reply (0 when cached)
+
+
+@dataclass
+class JudgeStats:
+    """Totals over a judge's lifetime (thread-safe updates through `Judge._record`)."""
+
+    calls: int = 0
+    cached: int = 0
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def image_png(image) -> bytes:
+    """PNG bytes of an image (PIL, bytes, path or a datasets dict)."""
+    from labkit.data import open_image
+
+    buf = io.BytesIO()
+    open_image(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def fill_images(messages: list[dict], urls: Sequence[str]) -> list[dict]:
+    """Messages in the OpenAI wire format: ``{"type": "image"}`` placeholders become
+    ``image_url`` parts with ``urls`` in order (no placeholder: the images open the first user turn)."""
+    messages = copy.deepcopy(list(messages))
+    placeholders = [(i, j) for i, m in enumerate(messages) if isinstance(m.get("content"), list)
+                    for j, part in enumerate(m["content"]) if part.get("type") == "image"]
+    parts = [{"type": "image_url", "image_url": {"url": u}} for u in urls]
+    if placeholders:
+        if len(placeholders) != len(parts):
+            raise ValueError(f"the messages have {len(placeholders)} image placeholder(s) but {len(parts)} image(s) were given")
+        for (i, j), part in zip(placeholders, parts):
+            messages[i]["content"][j] = part
+        return messages
+    if parts:
+        for m in messages:
+            if m.get("role") == "user":
+                content = m["content"]
+                m["content"] = parts + ([{"type": "text", "text": content}] if isinstance(content, str) else list(content))
+                return messages
+        raise ValueError("images given but no user message to attach them to")
+    return messages
+
+
+def flatten_text(messages: list[dict]) -> str:
+    """The text of the last user turn (what a single-turn local model is prompted with)."""
+    for m in reversed(list(messages)):
+        if m.get("role") == "user":
+            content = m.get("content")
+            if isinstance(content, str):
+                return content
+            return "\n".join(p.get("text", "") for p in content if p.get("type") == "text")
+    raise ValueError("no user message")
+
+
+class Judge:
+    """The interface. Subclasses implement `_send` (one uncached request) and may batch in `_send_many`."""
+
+    kind = "judge"
+
+    def __init__(self, model: str, cache_dir: str | os.PathLike | None = None, concurrency: int = 4,
+                 prices: dict | None = None):
+        self.model = model
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.concurrency = max(1, int(concurrency))
+        self.prices = dict(PRICES)
+        for name, price in (prices or {}).items():
+            self.prices[name] = (float(price["input"]), float(price["output"])) if isinstance(price, dict) else tuple(map(float, price))
+        self.stats = JudgeStats()
+        self._lock = threading.Lock()
+
+    @property
+    def spec(self) -> str:
+        return f"{self.kind}:{self.model}"
+
+    def params(self) -> dict:
+        """Request parameters that change the reply (part of the cache key)."""
+        return {}
+
+    # -- cost, cache, stats
+    def cost(self, model: str, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
+        price = self.prices.get(model) or self.prices.get(self.model)
+        if price is None or prompt_tokens is None or completion_tokens is None:
+            return None
+        return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1e6
+
+    def cache_key(self, messages: list[dict], pngs: Sequence[bytes]) -> str:
+        payload = {"judge": self.kind, "endpoint": self._endpoint(), "model": self.model, "params": self.params(),
+                   "messages": messages, "images": [hashlib.sha256(p).hexdigest() for p in pngs]}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+    def _endpoint(self) -> str:
+        return ""
+
+    def _cache_path(self, key: str) -> Path | None:
+        return self.cache_dir / key[:2] / f"{key}.json" if self.cache_dir else None
+
+    def _cache_get(self, key: str) -> JudgeReply | None:
+        path = self._cache_path(key)
+        if path is None or not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            return None  # a torn file (crash while writing is prevented by os.replace, but be safe)
+        return JudgeReply(text=data["text"], prompt_tokens=data.get("prompt_tokens"),
+                          completion_tokens=data.get("completion_tokens"),
+                          cost_usd=0.0 if data.get("cost_usd") is not None else None,
+                          cached=True, model=data.get("model", self.model), attempts=0)
+
+    def _cache_put(self, key: str, reply: JudgeReply) -> None:
+        path = self._cache_path(key)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps({**asdict(reply), "cached": False}))
+        os.replace(tmp, path)  # atomic: readers see the old state or the whole reply
+
+    def _record(self, reply: JudgeReply) -> None:
+        with self._lock:
+            s = self.stats
+            s.calls += 1
+            s.cached += int(reply.cached)
+            s.requests += reply.attempts
+            s.prompt_tokens += reply.prompt_tokens or 0
+            s.completion_tokens += reply.completion_tokens or 0
+            if reply.cost_usd is None and not reply.cached:
+                s.cost_usd = None  # one unpriced reply makes the total unknown
+            elif s.cost_usd is not None:
+                s.cost_usd += reply.cost_usd or 0.0
+
+    # -- the public interface
+    def complete(self, messages: list[dict], images: Sequence = ()) -> JudgeReply:
+        """One reply for ``messages`` showing ``images`` (cached replies send nothing)."""
+        return self.complete_many([(messages, images)], concurrency=1, progress=False)[0]
+
+    def complete_many(self, requests: Sequence[tuple[list[dict], Sequence]], concurrency: int | None = None,
+                      progress: bool = True, return_exceptions: bool = False) -> list[JudgeReply | BaseException]:
+        """Replies for ``[(messages, images), ...]`` in order; at most ``concurrency`` in flight.
+
+        With ``return_exceptions`` a failed request gives its exception in place of a reply;
+        otherwise the first failure is raised after the running requests finish.
+        """
+        prepared = []
+        for messages, images in requests:
+            pngs = [image_png(im) for im in images]
+            prepared.append((list(messages), pngs, self.cache_key(list(messages), pngs)))
+        results: list[Any] = [None] * len(prepared)
+        todo = []
+        for i, (messages, pngs, key) in enumerate(prepared):
+            hit = self._cache_get(key)
+            if hit is not None:
+                self._record(hit)
+                results[i] = hit
+            else:
+                todo.append(i)
+        if todo:
+            sent = self._send_many([(prepared[i][0], prepared[i][1]) for i in todo], concurrency or self.concurrency, progress)
+            for i, reply in zip(todo, sent):
+                if isinstance(reply, JudgeReply):
+                    self._cache_put(prepared[i][2], reply)
+                    self._record(reply)
+                results[i] = reply
+        if not return_exceptions:
+            for r in results:
+                if isinstance(r, BaseException):
+                    raise r
+        return results
+
+    def _send(self, messages: list[dict], pngs: Sequence[bytes]) -> JudgeReply:
+        raise NotImplementedError
+
+    def _send_many(self, items, concurrency: int, progress: bool) -> list:
+        from tqdm.auto import tqdm
+
+        def one(item):
+            try:
+                return self._send(*item)
+            except Exception as exc:  # returned, so one failure doesn't lose the others' replies
+                return exc
+
+        bar = tqdm(total=len(items), desc=f"judge {self.model}", unit="req", disable=not progress or len(items) < 2)
+        results = [None] * len(items)
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            futures = {pool.submit(one, item): i for i, item in enumerate(items)}
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                bar.update(1)
+        bar.close()
+        return results
+
+
+class OpenAIJudge(Judge):
+    """Any OpenAI-compatible chat-completions endpoint (see the module docstring)."""
+
+    kind = "openai"
+
+    def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None, *,
+                 cache_dir: str | os.PathLike | None = "default", concurrency: int = 4, max_retries: int = 5,
+                 backoff_base: float = 1.0, backoff_max: float = 60.0, timeout: float = 120.0,
+                 temperature: float = 0.0, max_tokens: int = 1024, prices: dict | None = None, **extra):
+        if cache_dir == "default":
+            cache_dir = os.environ.get("LABKIT_JUDGE_CACHE", DEFAULT_CACHE_DIR)
+        super().__init__(model, cache_dir=cache_dir, concurrency=concurrency, prices=prices)
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        api_key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not api_key:
+            if not self.base_url:
+                raise ValueError("openai judge: set OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible endpoint) "
+                                 "or pass api_key=/base_url=")
+            api_key = "not-needed"  # local servers (vLLM) accept any key
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.extra = extra
+        from openai import OpenAI
+
+        # The client's own retries are off: ours count requests, honour Retry-After and back off.
+        self.client = OpenAI(base_url=self.base_url, api_key=api_key, max_retries=0, timeout=timeout)
+
+    def _endpoint(self) -> str:
+        return self.base_url or "https://api.openai.com/v1"
+
+    def params(self) -> dict:
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens, **self.extra}
+
+    def _delay(self, attempt: int, headers) -> float:
+        retry_after = None
+        if headers is not None:
+            ms = headers.get("retry-after-ms")
+            s = headers.get("retry-after")
+            try:
+                if ms is not None:
+                    retry_after = float(ms) / 1000
+                elif s is not None:
+                    retry_after = float(s)
+            except ValueError:
+                from email.utils import parsedate_to_datetime
+
+                try:
+                    retry_after = max(0.0, parsedate_to_datetime(s).timestamp() - time.time())
+                except (TypeError, ValueError):
+                    retry_after = None
+        if retry_after is not None:
+            return min(retry_after, self.backoff_max)
+        # Exponential backoff with jitter so concurrent workers don't retry in lockstep.
+        return min(self.backoff_max, self.backoff_base * (2 ** attempt)) * (0.5 + random.random() / 2)
+
+    def _send(self, messages: list[dict], pngs: Sequence[bytes]) -> JudgeReply:
+        import openai
+
+        wire = fill_images(messages, [data_url(p) for p in pngs])
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                resp = self.client.chat.completions.create(model=self.model, messages=wire, **self.params())
+            except openai.APIStatusError as exc:
+                retryable = exc.status_code in RETRY_STATUSES or exc.status_code >= 500
+                if not retryable or attempts > self.max_retries:
+                    with self._lock:
+                        self.stats.requests += attempts
+                    raise JudgeError(f"{self.spec}: HTTP {exc.status_code} after {attempts} request(s): {exc.message}") from exc
+                time.sleep(self._delay(attempts - 1, exc.response.headers))
+                continue
+            except openai.APIConnectionError as exc:
+                if attempts > self.max_retries:
+                    with self._lock:
+                        self.stats.requests += attempts
+                    raise JudgeError(f"{self.spec}: cannot reach {self._endpoint()} after {attempts} request(s): {exc}") from exc
+                time.sleep(self._delay(attempts - 1, None))
+                continue
+            break
+        if not resp.choices:
+            raise JudgeError(f"{self.spec}: the reply has no choices")
+        text = resp.choices[0].message.content or ""
+        usage = resp.usage
+        pt = getattr(usage, "prompt_tokens", None) if usage else None
+        ct = getattr(usage, "completion_tokens", None) if usage else None
+        model = resp.model or self.model
+        return JudgeReply(text=text, prompt_tokens=pt, completion_tokens=ct, cost_usd=self.cost(model, pt, ct),
+                          cached=False, model=model, attempts=attempts)
+
+
+class LocalJudge(Judge):
+    """A local transformers model (`labkit.models.load`), greedy, batched; costs nothing."""
+
+    kind = "local"
+
+    def __init__(self, model: str, *, cache_dir: str | os.PathLike | None = None, batch_size: int = 8,
+                 max_new_tokens: int = 256, device=None, dtype=None, trust_remote_code: bool = False,
+                 concurrency: int = 1, **gen):
+        super().__init__(str(model), cache_dir=cache_dir, concurrency=concurrency)
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.device, self.dtype, self.trust_remote_code = device, dtype, trust_remote_code
+        self.gen = gen
+        self._loaded = None
+        self._load_lock = threading.Lock()
+
+    def params(self) -> dict:
+        return {"max_new_tokens": self.max_new_tokens, **self.gen}
+
+    def _endpoint(self) -> str:
+        return str(Path(self.model).resolve()) if Path(self.model).exists() else self.model
+
+    def loaded(self):
+        """``(model, processor)``, loaded on first use."""
+        with self._load_lock:
+            if self._loaded is None:
+                from labkit.models import load
+
+                self._loaded = load(self.model, device=self.device, dtype=self.dtype, trust_remote_code=self.trust_remote_code)
+            return self._loaded
+
+    def cost(self, model, prompt_tokens, completion_tokens) -> float:
+        return 0.0
+
+    def _send(self, messages, pngs):
+        return self._send_many([(messages, pngs)], 1, False)[0]
+
+    def _send_many(self, items, concurrency, progress):
+        from PIL import Image
+
+        from labkit.evaluate import generate_responses
+
+        model, processor = self.loaded()
+        batch = [([Image.open(io.BytesIO(p)).convert("RGB") for p in pngs], flatten_text(messages)) for messages, pngs in items]
+        texts = generate_responses(model, processor, batch, batch_size=self.batch_size,
+                                   max_new_tokens=self.max_new_tokens, progress=progress, **self.gen)
+        tok = getattr(processor, "tokenizer", processor)
+        return [JudgeReply(text=t, prompt_tokens=None, completion_tokens=len(tok(t, add_special_tokens=False)["input_ids"]),
+                           cost_usd=0.0, model=self.model, attempts=1) for t in texts]
+
+
+JUDGE_KINDS = {"openai": OpenAIJudge, "local": LocalJudge}
+
+
+def make_judge(spec: str | Judge, **opts) -> Judge:
+    """A judge from ``openai:MODEL`` or ``local:PATH_OR_HUB_ID`` (options go to its class).
+
+    A `Judge` passes through unchanged.
+    """
+    if isinstance(spec, Judge):
+        return spec
+    kind, sep, name = str(spec).partition(":")
+    if not sep or not name or kind not in JUDGE_KINDS:
+        raise ValueError(f"unknown judge {spec!r}; expected openai:MODEL (e.g. openai:gpt-4o) or local:PATH_OR_HUB_ID")
+    return JUDGE_KINDS[kind](name, **opts)
+
+
+def load_prices(path: str | os.PathLike) -> dict:
+    """Prices from a JSON file ``{"model": {"input": usd_per_1M, "output": usd_per_1M}}``."""
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected an object of model -> {{input, output}} prices")
+    for name, p in data.items():
+        if not (isinstance(p, dict) and {"input", "output"} <= set(p)):
+            raise ValueError(f"{path}: price of {name!r} needs 'input' and 'output' (USD per 1M tokens)")
+    return data
