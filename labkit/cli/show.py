@@ -1,0 +1,83 @@
+"""`labkit show DIR --id ID --out sheet.png`: a sample sheet (original and A–D with the answer,
+dimension and per-candidate defect tags, plus the finer defect kinds of synthetic samples)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(sub):
+    p = sub.add_parser("show", help="render one sample as a labelled PNG sheet", description=__doc__)
+    p.add_argument("dataset", help="dataset folder")
+    p.add_argument("--id", required=True, help="sample id, e.g. test-000003")
+    p.add_argument("--out", default=None, help="PNG to write (default: ID.png)")
+    p.add_argument("--tile", type=int, default=256, help="tile side in pixels")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=run)
+
+
+def find_sample(root, sample_id: str) -> dict:
+    """The sample with this id from any split (images decoded)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from labkit.data import SPLITS, _split_files, list_splits
+
+    root = Path(root)
+    if not list_splits(root):
+        raise FileNotFoundError(f"no dataset splits (*.parquet) in {str(root)!r}")
+    for split in SPLITS:
+        for f in _split_files(root, split):
+            table = pq.read_table(f, filters=pc.field("id") == sample_id)
+            if table.num_rows:
+                return table.to_pylist()[0]
+    raise KeyError(f"no sample with id {sample_id!r} in {str(root)!r}")
+
+
+def render_sheet(sample: dict, tile: int = 256):
+    """Original + A-D side by side, each titled with its verdict and defect tags/kinds."""
+    from PIL import Image, ImageDraw
+
+    from labkit.data import _font, open_image
+    from labkit.metrics import LETTERS
+
+    sid = sample["id"]
+    meta = json.loads(sample.get("meta") or "{}")
+    truth = meta.get("truth", {})
+    answer = sample.get("answer") or truth.get("answer")
+    dimension = sample.get("dimension") or truth.get("dimension")
+    tags = sample.get("candidate_defects") or truth.get("candidate_defects")
+    kinds = [c.get("defects", []) for c in meta.get("candidates", [])] or [[] for _ in LETTERS]
+    images = [open_image(sample["original"], sid, "original")] + [open_image(c, sid, f"candidate {l}") for l, c in zip(LETTERS, sample["candidates"])]
+    head, foot = 34, 64
+    sheet = Image.new("RGB", (5 * tile + 6 * 6, head + tile + foot + 12), "white")
+    d = ImageDraw.Draw(sheet)
+    unlabelled = " (unlabelled; truth from meta)" if sample.get("answer") is None and truth else ""
+    d.text((6, 6), f"{sid}   answer: {answer}   dimension: {dimension}{unlabelled}", fill="black", font=_font(18))
+    small = _font(12)
+    for i, img in enumerate(images):
+        x = 6 + i * (tile + 6)
+        sheet.paste(img.resize((tile, tile), Image.NEAREST), (x, head))
+        if i == 0:
+            d.text((x, head + tile + 4), "Original", fill="black", font=_font(16))
+            continue
+        t = tags[i - 1] if tags is not None else None
+        ok = t is not None and not t
+        colour = (0, 130, 0) if ok else ((190, 0, 0) if t else (90, 90, 90))
+        verdict = "acceptable" if ok else ("defective" if t else "?")
+        d.rectangle([x - 3, head - 3, x + tile + 2, head + tile + 2], outline=colour, width=3)
+        d.text((x, head + tile + 4), f"{LETTERS[i - 1]}: {verdict}", fill=colour, font=_font(16))
+        lines = [f"{k['kind']} ({k['dimension'].split('_')[0]}, sev {k['severity']:.2f})" for k in kinds[i - 1]] \
+            if kinds[i - 1] else ([", ".join(t)] if t else [])
+        for j, line in enumerate(lines[:3]):
+            d.text((x, head + tile + 24 + 13 * j), line, fill=colour, font=small)
+    return sheet
+
+
+def run(args) -> int:
+    sample = find_sample(args.dataset, args.id)
+    out = Path(args.out or f"{args.id}.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    render_sheet(sample, args.tile).save(out)
+    print(f"wrote {out}")
+    return 0

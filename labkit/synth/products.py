@@ -1,0 +1,405 @@
+"""Procedural medicine products (boxes, bottles, blister packs, tubes) and photo cut-outs.
+
+A `Product` is a small JSON-able description (kind, proportions, colours, texts, logo);
+`draw_product(product, height, mods)` renders it as an RGBA sprite whose bottom row is the
+product's base. ``mods`` carries the appearance changes that the `appearance_deformation`
+defects ask for (colour shift, text changed or missing, a part missing or added, warp /
+shear / aspect change, quantity), so a defective product is drawn from the same
+description as the clean one and differs only where the defect says.
+
+Real product photos (``kind="photo"``) are RGBA cut-outs made by the threshold segmenter
+(`labkit.segment.threshold_segment`); they take the generic changes (colour, warp,
+aspect, quantity, a part cut away, a sticker added).
+
+    from labkit.synth.products import random_product, draw_product
+    sprite = draw_product(random_product(np.random.default_rng(0)), 120)
+"""
+from __future__ import annotations
+
+import colorsys
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+KINDS = ("box", "bottle", "blister", "tube")
+KIND_WEIGHTS = (0.45, 0.25, 0.15, 0.15)
+LOGOS = ("circle", "cross", "triangle", "diamond")
+# Parts that a "part missing" defect may remove, per kind.
+REMOVABLE_PARTS = {
+    "box": ("band", "logo"),
+    "bottle": ("cap", "label"),
+    "blister": ("bubbles", "band"),
+    "tube": ("cap", "band"),
+    "photo": ("chunk",),
+}
+ADDED_PARTS = ("sticker", "extra_band")
+
+_SYLLABLES_A = ("Cal", "Meda", "Flu", "Zy", "Lor", "Vita", "Pro", "Neo", "Amo", "Dex", "Ibu", "Para", "Cori", "Sana")
+_SYLLABLES_B = ("rix", "ten", "lin", "zol", "min", "cet", "dol", "fen", "tal", "vex", "pam", "sin")
+_DOSES = (5, 10, 20, 25, 50, 100, 200, 250, 400, 500)
+# Saturated brand colours, so that a hue shift is visible.
+_BRAND = ((200, 30, 40), (20, 90, 180), (20, 140, 70), (230, 120, 20), (120, 40, 150), (0, 150, 160), (210, 40, 120))
+_BODY = ((250, 250, 248), (245, 240, 225), (235, 242, 250), (250, 245, 235))
+_BOTTLE_BODY = ((150, 80, 30), (245, 245, 245), (40, 90, 160), (230, 230, 220))
+
+
+@dataclass
+class Product:
+    """A product's identity: everything needed to draw it again identically."""
+
+    kind: str
+    aspect: float                   # width / height of the front view
+    body: tuple                     # main colour
+    brand: tuple                    # band / label colour
+    accent: tuple                   # logo, cap, stripes
+    name: str
+    dosage: str
+    logo: str
+    side: float = 0.0               # box: visible side face, fraction of the width (0 = none)
+    rows: int = 2                   # blister: bubble rows / columns
+    cols: int = 5
+    photo: str | None = None        # photo cut-outs: the source file (pixels live in `pixels`)
+    pixels: object = field(default=None, repr=False, compare=False)  # RGBA array of a photo
+
+    def identity(self) -> dict:
+        """JSON-able description for ``meta`` (no pixel data)."""
+        d = asdict(self)
+        d.pop("pixels", None)
+        return d
+
+    def describe(self) -> str:
+        """A short phrase naming the product for captions."""
+        colour = colour_name(self.brand)
+        if self.kind == "photo":
+            return f"the product from the photo {self.photo}"
+        what = {"box": "box", "bottle": "bottle", "blister": "blister pack", "tube": "tube"}[self.kind]
+        return f"a {what} of {self.name} {self.dosage} with a {colour} {'label' if self.kind == 'bottle' else 'band'}"
+
+
+def colour_name(rgb) -> str:
+    """A plain colour word for a brand colour (used in captions)."""
+    r, g, b = [c / 255 for c in rgb]
+    h, s, v = colorsys.rgb_to_hsv(r, g, b)
+    if s < 0.2:
+        return "white" if v > 0.8 else ("grey" if v > 0.35 else "black")
+    deg = h * 360
+    for limit, name in ((15, "red"), (40, "orange"), (70, "yellow"), (165, "green"), (200, "teal"),
+                        (255, "blue"), (290, "purple"), (335, "pink"), (361, "red")):
+        if deg < limit:
+            return name
+    return "red"
+
+
+def shift_hue(rgb, degrees: float) -> tuple:
+    r, g, b = [c / 255 for c in rgb]
+    h, s, v = colorsys.rgb_to_hsv(r, g, b)
+    r, g, b = colorsys.hsv_to_rgb((h + degrees / 360) % 1.0, s, v)
+    return (round(r * 255), round(g * 255), round(b * 255))
+
+
+def _pick(rng, seq):
+    return seq[int(rng.integers(len(seq)))]
+
+
+def random_name(rng) -> str:
+    return _pick(rng, _SYLLABLES_A) + _pick(rng, _SYLLABLES_B)
+
+
+def random_product(rng: np.random.Generator, kind: str | None = None) -> Product:
+    """A random medicine product; the same generator state gives the same product."""
+    kind = kind or KINDS[int(rng.choice(len(KINDS), p=KIND_WEIGHTS))]
+    brand = _pick(rng, _BRAND)
+    accent = _pick(rng, [c for c in _BRAND if c != brand])
+    name = random_name(rng)
+    dosage = f"{_pick(rng, _DOSES)} mg"
+    logo = _pick(rng, LOGOS)
+    if kind == "box":
+        return Product(kind, float(rng.uniform(0.55, 1.25)), _pick(rng, _BODY), brand, accent, name, dosage, logo,
+                       side=float(rng.choice([0.0, rng.uniform(0.12, 0.22)])))
+    if kind == "bottle":
+        return Product(kind, float(rng.uniform(0.42, 0.58)), _pick(rng, _BOTTLE_BODY), brand, accent, name, dosage, logo)
+    if kind == "blister":
+        return Product(kind, float(rng.uniform(0.62, 0.8)), (200, 203, 210), brand, accent, name, dosage, logo,
+                       rows=int(rng.integers(3, 6)), cols=2)
+    if kind == "tube":
+        return Product(kind, float(rng.uniform(0.3, 0.4)), _pick(rng, _BODY), brand, accent, name, dosage, logo)
+    raise ValueError(f"unknown product kind {kind!r}; expected one of {', '.join(KINDS)}")
+
+
+@lru_cache(maxsize=64)
+def font(size: int):
+    return ImageFont.load_default(size=max(4, int(size)))
+
+
+def _darker(rgb, f=0.75):
+    return tuple(int(c * f) for c in rgb)
+
+
+def _lighter(rgb, f=0.35):
+    return tuple(int(c + (255 - c) * f) for c in rgb)
+
+
+def _text(draw, box, text, fill, max_size):
+    """Text centred in box, shrunk to fit; nothing when the box is too small to read."""
+    x0, y0, x1, y1 = box
+    size = int(min(max_size, (y1 - y0) * 0.8))
+    if size < 5:
+        # Too small for glyphs: a text-like dark line keeps "has text" visible at low resolution.
+        cy = (y0 + y1) / 2
+        draw.line([(x0 + (x1 - x0) * 0.15, cy), (x1 - (x1 - x0) * 0.15, cy)], fill=fill, width=1)
+        return
+    f = font(size)
+    while size > 5 and f.getlength(text) > (x1 - x0) * 0.92:
+        size -= 1
+        f = font(size)
+    draw.text(((x0 + x1) / 2, (y0 + y1) / 2), text, fill=fill, font=f, anchor="mm")
+
+
+def _logo(draw, shape, cx, cy, r, fill):
+    if r < 1:
+        return
+    if shape == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+    elif shape == "cross":
+        t = max(1, r * 0.38)
+        draw.rectangle([cx - r, cy - t, cx + r, cy + t], fill=fill)
+        draw.rectangle([cx - t, cy - r, cx + t, cy + r], fill=fill)
+    elif shape == "triangle":
+        draw.polygon([(cx, cy - r), (cx + r, cy + r * 0.8), (cx - r, cy + r * 0.8)], fill=fill)
+    else:
+        draw.polygon([(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)], fill=fill)
+
+
+def _sticker(draw, cx, cy, r, fill):
+    """A bright star-burst sticker ("NEW!"), the typical invented part."""
+    pts = []
+    for i in range(16):
+        a = np.pi * 2 * i / 16
+        rr = r if i % 2 == 0 else r * 0.6
+        pts.append((cx + rr * np.cos(a), cy + rr * np.sin(a)))
+    draw.polygon(pts, fill=fill, outline=(0, 0, 0))
+
+
+def _draw_box(d, p: Product, W, H, colours, mods):
+    side_w = int(round(W * p.side)) if p.side else 0
+    depth = int(round(side_w * 0.6))
+    fw = W - side_w
+    body, brand, accent = colours
+    outline = _darker(body, 0.55)
+    if side_w:
+        d.polygon([(0, depth), (side_w, 0), (W - 1, 0), (fw, depth)], fill=_lighter(body, 0.5), outline=outline)
+        d.polygon([(fw, depth), (W - 1, 0), (W - 1, H - 1 - depth), (fw, H - 1)], fill=_darker(body, 0.8), outline=outline)
+    d.rectangle([0, depth, fw - 1, H - 1], fill=body, outline=outline)
+    fh = H - depth
+    bands = [] if "band" in mods.get("missing", ()) else [(0.12, 0.40, brand)]
+    if "extra_band" in mods.get("added", ()):
+        bands.append((0.72, 0.86, accent))
+    for t0, t1, c in bands:
+        d.rectangle([1, depth + fh * t0, fw - 2, depth + fh * t1], fill=c)
+    if not mods.get("no_text"):
+        name = mods.get("name", p.name)
+        if bands and bands[0][2] == brand:
+            _text(d, (2, depth + fh * 0.12, fw - 2, depth + fh * 0.40), name, (255, 255, 255), fh * 0.2)
+        else:
+            _text(d, (2, depth + fh * 0.12, fw - 2, depth + fh * 0.40), name, _darker(brand, 0.6), fh * 0.2)
+        _text(d, (fw * 0.3, depth + fh * 0.48, fw - 2, depth + fh * 0.64), mods.get("dosage", p.dosage), (40, 40, 40), fh * 0.12)
+    if "logo" not in mods.get("missing", ()):
+        r = min(fw, fh) * 0.13
+        _logo(d, p.logo, fw * 0.2, depth + fh * 0.56, r, accent)
+    if "sticker" in mods.get("added", ()):
+        _sticker(d, fw * 0.7, depth + fh * 0.78, min(fw, fh) * 0.18, (255, 215, 0))
+
+
+def _draw_bottle(d, p: Product, W, H, colours, mods):
+    body, brand, accent = colours
+    cap_h, neck_h = H * 0.16, H * 0.06
+    top = cap_h + neck_h
+    if "cap" not in mods.get("missing", ()):
+        d.rounded_rectangle([W * 0.2, 0, W * 0.8 - 1, cap_h], radius=max(1, W * 0.05), fill=accent, outline=_darker(accent, 0.6))
+        # ridges on the cap
+        for i in range(1, 4):
+            x = W * 0.2 + (W * 0.6) * i / 4
+            d.line([(x, 1), (x, cap_h - 1)], fill=_darker(accent, 0.7))
+    d.rectangle([W * 0.28, cap_h, W * 0.72 - 1, top + 1], fill=_darker(body, 0.85))
+    d.rounded_rectangle([0, top, W - 1, H - 1], radius=max(1, W * 0.18), fill=body, outline=_darker(body, 0.6))
+    if "label" not in mods.get("missing", ()):
+        ly0, ly1 = top + (H - top) * 0.22, top + (H - top) * 0.78
+        d.rectangle([0, ly0, W - 1, ly1], fill=(250, 250, 250))
+        d.rectangle([0, ly0, W - 1, ly0 + (ly1 - ly0) * 0.35], fill=brand)
+        if not mods.get("no_text"):
+            _text(d, (1, ly0, W - 1, ly0 + (ly1 - ly0) * 0.35), mods.get("name", p.name), (255, 255, 255), W * 0.3)
+            _text(d, (1, ly0 + (ly1 - ly0) * 0.45, W - 1, ly1 - (ly1 - ly0) * 0.2), mods.get("dosage", p.dosage), (30, 30, 30), W * 0.22)
+        _logo(d, p.logo, W * 0.5, ly1 - (ly1 - ly0) * 0.1, (ly1 - ly0) * 0.08, accent)
+    if "extra_band" in mods.get("added", ()):
+        d.rectangle([0, H * 0.88, W - 1, H * 0.95], fill=accent)
+    if "sticker" in mods.get("added", ()):
+        _sticker(d, W * 0.5, top + (H - top) * 0.88, W * 0.3, (255, 215, 0))
+
+
+def _draw_blister(d, p: Product, W, H, colours, mods):
+    body, brand, accent = colours
+    d.rectangle([0, 0, W - 1, H - 1], fill=body, outline=_darker(body, 0.6))
+    band_h = H * 0.2
+    if "band" not in mods.get("missing", ()):
+        d.rectangle([1, 1, W - 2, band_h], fill=brand)
+        if not mods.get("no_text"):
+            _text(d, (2, 1, W - 2, band_h), mods.get("name", p.name), (255, 255, 255), band_h * 0.7)
+    if "bubbles" not in mods.get("missing", ()):
+        rows, cols = p.rows, p.cols
+        cw, ch = W / cols, (H - band_h) / rows
+        r = min(cw, ch) * 0.32
+        for i in range(rows):
+            for j in range(cols):
+                cx, cy = cw * (j + 0.5), band_h + ch * (i + 0.5)
+                d.ellipse([cx - r, cy - r * 0.8, cx + r, cy + r * 0.8], fill=_lighter(accent, 0.3), outline=_darker(body, 0.5))
+                d.ellipse([cx - r * 0.5, cy - r * 0.6, cx - r * 0.1, cy - r * 0.25], fill=(255, 255, 255))
+    if "extra_band" in mods.get("added", ()):
+        d.rectangle([1, H * 0.88, W - 2, H - 2], fill=accent)
+    if "sticker" in mods.get("added", ()):
+        _sticker(d, W * 0.7, H * 0.75, W * 0.25, (255, 215, 0))
+
+
+def _draw_tube(d, p: Product, W, H, colours, mods):
+    body, brand, accent = colours
+    crimp = H * 0.07
+    cap_y = H * 0.84
+    d.rectangle([0, 0, W - 1, crimp], fill=_darker(body, 0.85), outline=_darker(body, 0.6))
+    for i in range(1, 4):
+        y = crimp * i / 4
+        d.line([(1, y), (W - 2, y)], fill=_darker(body, 0.6))
+    d.polygon([(0, crimp), (W - 1, crimp), (W * 0.78, cap_y), (W * 0.22, cap_y)], fill=body, outline=_darker(body, 0.6))
+    if "band" not in mods.get("missing", ()):
+        d.polygon([(W * 0.03, H * 0.25), (W * 0.97, H * 0.25), (W * 0.9, H * 0.5), (W * 0.1, H * 0.5)], fill=brand)
+        if not mods.get("no_text"):
+            _text(d, (W * 0.1, H * 0.27, W * 0.9, H * 0.48), mods.get("name", p.name), (255, 255, 255), W * 0.3)
+        _logo(d, p.logo, W * 0.5, H * 0.62, W * 0.12, accent)
+    if "cap" not in mods.get("missing", ()):
+        d.rectangle([W * 0.27, cap_y, W * 0.73 - 1, H - 1], fill=accent, outline=_darker(accent, 0.6))
+    if "extra_band" in mods.get("added", ()):
+        d.rectangle([W * 0.12, H * 0.68, W * 0.85, H * 0.76], fill=accent)
+    if "sticker" in mods.get("added", ()):
+        _sticker(d, W * 0.5, H * 0.62, W * 0.32, (255, 215, 0))
+
+
+_DRAW = {"box": _draw_box, "bottle": _draw_bottle, "blister": _draw_blister, "tube": _draw_tube}
+
+
+def _hsv_rotate(rgba: np.ndarray, degrees: float) -> np.ndarray:
+    """Rotate the hue of an RGBA array (photos: the colour-shift defect)."""
+    img = Image.fromarray(rgba[..., :3], "RGB").convert("HSV")
+    hsv = np.asarray(img).copy()
+    hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + int(degrees / 360 * 255)) % 256).astype(np.uint8)
+    # Grey photos have no hue to rotate: add saturation so the shift shows.
+    hsv[..., 1] = np.maximum(hsv[..., 1], 90)
+    rgb = np.asarray(Image.fromarray(hsv, "HSV").convert("RGB"))
+    return np.dstack([rgb, rgba[..., 3]])
+
+
+def _draw_photo(p: Product, H, mods) -> Image.Image:
+    src = np.asarray(p.pixels)
+    W = max(2, int(round(H * src.shape[1] / src.shape[0])))
+    img = Image.fromarray(src, "RGBA").resize((W, H), Image.BILINEAR)
+    arr = np.asarray(img).copy()
+    arr[..., 3] = np.where(arr[..., 3] >= 128, 255, 0)   # hard edges: exact "product region"
+    if mods.get("hue"):
+        arr = _hsv_rotate(arr, mods["hue"])
+    if "chunk" in mods.get("missing", ()):
+        arr[: H // 3, W // 2:, 3] = 0
+    img = Image.fromarray(arr, "RGBA")
+    if mods.get("added"):
+        d = ImageDraw.Draw(img)
+        if "sticker" in mods["added"]:
+            _sticker(d, W * 0.5, H * 0.5, min(W, H) * 0.22, (255, 215, 0))
+        if "extra_band" in mods["added"]:
+            ys = np.nonzero(arr[..., 3].any(axis=1))[0]
+            y = ys[0] + (ys[-1] - ys[0]) * 0.7 if len(ys) else H * 0.7
+            band = np.zeros((H, W), bool)
+            band[int(y): int(y + H * 0.08)] = True
+            band &= arr[..., 3] > 0
+            a = np.asarray(img).copy()
+            a[band, :3] = (20, 90, 180)
+            img = Image.fromarray(a, "RGBA")
+    return img
+
+
+def _warp(img: Image.Image, shear: float = 0.0, aspect: float = 1.0) -> Image.Image:
+    """Shear about the base (the bottom row stays put) and/or change the width."""
+    W, H = img.size
+    if aspect != 1.0:
+        img = img.resize((max(2, int(round(W * aspect))), H), Image.NEAREST)
+        W = img.size[0]
+    if shear:
+        extra = int(np.ceil(abs(shear) * H))
+        # The top moves by shear*H, the base stays: output x = input x + shear*(H - y) (+ room on the left).
+        off = extra if shear < 0 else 0
+        img = img.transform((W + extra, H), Image.AFFINE, (1, shear, -shear * H - off, 0, 1, 0), resample=Image.NEAREST)
+    return img
+
+
+def draw_product(p: Product, height: int, mods: dict | None = None) -> Image.Image:
+    """The product as an RGBA sprite ``height`` pixels tall (hard alpha: 0 or 255).
+
+    ``mods`` (all optional): ``hue`` degrees of colour shift; ``name`` / ``dosage`` replacement
+    texts; ``no_text``; ``missing`` / ``added`` part names; ``shear`` (x shift per unit height);
+    ``aspect`` (width factor); ``quantity`` (copies side by side).
+    """
+    mods = mods or {}
+    height = max(8, int(round(height)))
+    if p.kind == "photo":
+        img = _draw_photo(p, height, mods)
+    else:
+        hue = mods.get("hue", 0.0)
+        colours = (p.body, p.brand, p.accent)
+        if hue:
+            colours = (shift_hue(p.body, hue) if mods.get("tint_body") else p.body, shift_hue(p.brand, hue), shift_hue(p.accent, hue))
+            if mods.get("tint_body"):
+                # A white body has no hue: tint it with the shifted brand colour.
+                colours = (_lighter(colours[1], 0.55), colours[1], colours[2])
+        W = max(4, int(round(height * p.aspect)))
+        img = Image.new("RGBA", (W, height), (0, 0, 0, 0))
+        _DRAW[p.kind](ImageDraw.Draw(img), p, W, height, colours, mods)
+    if mods.get("shear") or mods.get("aspect", 1.0) != 1.0:
+        img = _warp(img, mods.get("shear", 0.0), mods.get("aspect", 1.0))
+    n = int(mods.get("quantity", 1))
+    if n > 1:
+        W, H = img.size
+        gap = max(1, W // 12)
+        out = Image.new("RGBA", (n * W + (n - 1) * gap, H), (0, 0, 0, 0))
+        for i in range(n):
+            out.paste(img, (i * (W + gap), 0))
+        img = out
+    return img
+
+
+def product_from_photo(path, segmenter=None) -> Product:
+    """A `Product` from a photo of a product on a plain background (threshold + largest component).
+
+    ``segmenter(image) -> result`` with ``.mask`` (bool HxW) and ``.crop`` is
+    `labkit.segment.threshold_segment` by default.
+    """
+    from pathlib import Path
+
+    if segmenter is None:
+        from labkit.segment import threshold_segment as segmenter
+    img = Image.open(path)
+    img.load()
+    img = img.convert("RGB")
+    result = segmenter(img)
+    mask = np.asarray(result.mask).astype(bool)
+    if mask.shape != (img.size[1], img.size[0]) or mask.sum() < 64:
+        raise ValueError(f"{path}: the segmenter found no product (mask of {int(mask.sum())} pixels)")
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    rgb = np.asarray(img)[y0:y1, x0:x1]
+    alpha = (mask[y0:y1, x0:x1] * 255).astype(np.uint8)
+    pixels = np.dstack([rgb, alpha])
+    # Keep photos small in memory; sprites are drawn at most ~0.8 of the image size.
+    if max(pixels.shape[:2]) > 512:
+        f = 512 / max(pixels.shape[:2])
+        pim = Image.fromarray(pixels, "RGBA").resize((max(2, int(pixels.shape[1] * f)), max(2, int(pixels.shape[0] * f))), Image.BILINEAR)
+        pixels = np.asarray(pim)
+    mean = tuple(int(c) for c in rgb[mask[y0:y1, x0:x1]].mean(axis=0))
+    return Product("photo", float(pixels.shape[1] / pixels.shape[0]), mean, mean, mean, Path(path).stem, "", "none",
+                   photo=Path(path).name, pixels=pixels)
