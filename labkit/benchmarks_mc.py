@@ -1,0 +1,476 @@
+"""Generalisation benchmarks (BLINK, MuirBench, RealWorldQA) as published -> one MC form.
+
+The paper checks that HCM-GRPO generalises beyond screening on three public
+multiple-choice benchmarks. Users bring them from the Hugging Face hub or from a local
+folder of the published Parquet files; this module reads them *as published* and turns
+every row into one internal multiple-choice item (`MCItem`): an id, the question, the
+images in order, the options, the answer letter and a category.
+
+=============== ======================================================================
+BLINK           hub ``BLINK-Benchmark/BLINK``; 14 subtask configs; splits ``val`` and
+                ``test`` (test answers are withheld: the column says "hidden"); columns
+                ``idx``, ``question``, ``prompt``, ``choices``, ``answer`` ("(A)"),
+                ``sub_task``, ``image_1`` … ``image_4`` (None when unused).
+MuirBench       hub ``MUIRBENCH/MUIRBENCH``; split ``test``; ``idx``, ``task``,
+                ``image_relation``, ``image_type``, ``question`` with ``<image>``
+                placeholders, ``options`` (an option may itself be ``<image>``),
+                ``image_list``, ``answer`` (a letter), ``counterpart_idx``.
+RealWorldQA     hub ``xai-org/RealworldQA`` (mirror ``lmms-lab/RealWorldQA``); split
+                ``test``; ``image``, ``question`` (options "A. …" and the instruction
+                inside the text), ``answer`` (a letter, or a word/number).
+=============== ======================================================================
+
+Local folders use the hub's layout: ``CONFIG/val-00000-of-00001.parquet`` (BLINK),
+``data/test-00000-of-00002.parquet``, or ``CONFIG/test/0000.parquet``; images are
+``datasets.Image`` cells (``{"bytes", "path"}``).
+
+Choices made here, all visible in the output:
+
+- Image placeholders. MuirBench's ``<image>`` placeholders (question first, then the
+  options, in order) become "[image k]"; the k-th image of ``image_list`` is image k.
+  The prompt shows every image first, in order, then the text (the lab's style).
+- RealWorldQA rows whose question has no lettered options (free-form questions answered
+  with a word or number) cannot be single-letter MC items: they are *skipped and counted*
+  (``MCLoad.skipped``, printed by ``labkit mc-prepare``), or refused with
+  ``open_questions="error"``. A word answer that equals one option's text is mapped to
+  that option's letter.
+- Hidden answers (BLINK test) raise `HiddenAnswersError` unless ``require_answers=False``
+  (prediction only; scoring such items is refused by `labkit.mc_metrics.score_mc`).
+- A malformed row raises `MCRowError` naming the file, the row index and the idx.
+- The paper's protocol: a seeded 1:1 train/test split of the labelled split (RealWorldQA
+  ``test``, MuirBench ``test``, BLINK ``val``, since BLINK's test answers are hidden),
+  stratified by category; MuirBench's answerable/unanswerable counterparts stay on the same
+  side (they share images). ``protocol="all-test"`` keeps the whole labelled split as test.
+
+Prepared folders (split, storage): `labkit.mc_data`. Prompts, SFT/GRPO rows and
+evaluation: `labkit.mc_tasks`. Scoring and rewards: `labkit.mc_metrics`. Run::
+
+    labkit mc-prepare --benchmark muirbench --source MUIRBENCH/MUIRBENCH --out data/mc/muirbench --seed 0
+    labkit mc-prepare --benchmark blink --source ~/mirrors/BLINK --out data/mc/blink
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from labkit.data import SampleError, open_image
+from labkit.mc_metrics import MAX_OPTIONS, letters_for
+
+BENCHMARKS = ("blink", "muirbench", "realworldqa")
+HUB_IDS = {
+    "blink": "BLINK-Benchmark/BLINK",
+    "muirbench": "MUIRBENCH/MUIRBENCH",
+    "realworldqa": "xai-org/RealworldQA",
+}
+LABELLED_SPLIT = {"blink": "val", "muirbench": "test", "realworldqa": "test"}
+BLINK_SUBTASKS = (
+    "Art_Style", "Counting", "Forensic_Detection", "Functional_Correspondence", "IQ_Test",
+    "Jigsaw", "Multi-view_Reasoning", "Object_Localization", "Relative_Depth",
+    "Relative_Reflectance", "Semantic_Correspondence", "Spatial_Relation",
+    "Visual_Correspondence", "Visual_Similarity",
+)
+BLINK_IMAGE_COLUMNS = ("image_1", "image_2", "image_3", "image_4")
+# Columns a file must have to be read as the benchmark (others are optional or ignored).
+REQUIRED_COLUMNS = {
+    "blink": ("idx", "question", "choices", "answer", "image_1"),
+    "muirbench": ("idx", "question", "options", "image_list", "answer"),
+    "realworldqa": ("image", "question", "answer"),
+}
+HIDDEN_WORDS = {"hidden", "", "none", "n/a", "?"}
+PROTOCOLS = ("split", "all-test")
+IMAGE_PLACEHOLDER = "<image>"
+
+
+class MCRowError(ValueError):
+    """A row that breaks its benchmark's published schema; names file, row index and idx."""
+
+    def __init__(self, benchmark: str, where: str, row: int, idx: Any, problem: str):
+        self.benchmark, self.where, self.row, self.idx, self.problem = benchmark, where, row, idx, problem
+        super().__init__(f"{benchmark}: {where} row {row} (idx {idx!r}): {problem}")
+
+
+class HiddenAnswersError(ValueError):
+    """The split's answers are withheld (BLINK test): nothing to score or train on."""
+
+
+@dataclass
+class MCItem:
+    """One single-answer multiple-choice item, whatever benchmark it came from."""
+
+    id: str
+    benchmark: str
+    question: str
+    options: list[str]
+    images: list = field(repr=False)
+    answer: str | None
+    category: str = ""
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_options(self) -> int:
+        return len(self.options)
+
+    def to_row(self) -> dict:
+        """A row of the MC Parquet schema (images as PNG/original bytes)."""
+        return {
+            "id": self.id,
+            "benchmark": self.benchmark,
+            "question": self.question,
+            "options": list(self.options),
+            "images": [_image_cell(im, self.id, f"image {k}") for k, im in enumerate(self.images, 1)],
+            "answer": self.answer,
+            "category": self.category or "",
+            "n_options": len(self.options),
+            "meta": json.dumps(self.meta, sort_keys=True, default=str),
+        }
+
+
+@dataclass
+class MCLoad:
+    """What a loader read: the items, and the rows it skipped with the reason for each."""
+
+    benchmark: str
+    split: str
+    source: str
+    items: list[MCItem]
+    skipped: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _image_cell(value: Any, sid: str, what: str) -> dict:
+    """Arrow image cell: the original encoded bytes when we have them, else PNG."""
+    import io
+
+    if isinstance(value, dict) and value.get("bytes") is not None:
+        return {"bytes": value["bytes"], "path": None}
+    img = open_image(value, sid, what)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return {"bytes": buf.getvalue(), "path": None}
+
+
+def _answer_letter(raw: Any, options: list[str], fail) -> str | None:
+    """The answer as a letter in range; None when hidden; `fail` for anything else."""
+    if raw is None or (isinstance(raw, str) and raw.strip().lower() in HIDDEN_WORDS):
+        return None
+    if not isinstance(raw, str):
+        fail(f"answer must be text, got {type(raw).__name__} {raw!r}")
+    letters = letters_for(len(options))
+    text = raw.strip()
+    m = re.fullmatch(r"\(?([A-Za-z])\)?\.?", text)
+    if m:
+        letter = m.group(1).upper()
+        if letter not in letters:
+            fail(f"answer {raw!r} is not one of the {len(options)} options ({letters[0]}-{letters[-1]})")
+        return letter
+    # A word/number answer (RealWorldQA): the option whose text it is.
+    norm = text.strip(".").strip().lower()
+    hits = [letters[i] for i, opt in enumerate(options) if opt.strip().strip(".").strip().lower() == norm]
+    if len(hits) == 1:
+        return hits[0]
+    fail(f"answer {raw!r} is neither an option letter ({letters[0]}-{letters[-1]}) nor the text of exactly one option")
+
+
+def _check_options(options: Any, fail) -> list[str]:
+    if options is None or not isinstance(options, (list, tuple)):
+        fail(f"options must be a list of strings, got {type(options).__name__}")
+    if not 2 <= len(options) <= MAX_OPTIONS:
+        fail(f"expected 2 to {MAX_OPTIONS} options, got {len(options)}")
+    out = []
+    for i, opt in enumerate(options):
+        if not isinstance(opt, str) or not opt.strip():
+            fail(f"option {i} is empty or not text ({opt!r})")
+        out.append(opt.strip())
+    return out
+
+
+def _check_images(images: list, sid: str, fail, check: bool) -> list:
+    if not images:
+        fail("no image")
+    if check:
+        for k, im in enumerate(images, 1):
+            try:
+                open_image(im, sid, f"image {k}")
+            except SampleError as exc:
+                fail(exc.problem)
+    return images
+
+
+# ----------------------------------------------------------------------------- row parsers
+
+def blink_item(row: dict, fail, check_images: bool = True, config: str | None = None) -> MCItem:
+    """A BLINK row -> MCItem. ``choices`` are the options; ``answer`` is "(A)"."""
+    idx = str(row.get("idx"))
+    question = row.get("question")
+    if not isinstance(question, str) or not question.strip():
+        fail("question is empty")
+    options = _check_options(row.get("choices"), fail)
+    images = [row[c] for c in BLINK_IMAGE_COLUMNS if row.get(c) is not None]
+    _check_images(images, idx, fail, check_images)
+    category = row.get("sub_task") or config or ""
+    answer = _answer_letter(row.get("answer"), options, fail)
+    return MCItem(
+        id=idx, benchmark="blink", question=question.strip(), options=options, images=images,
+        answer=answer, category=str(category),
+        meta={"prompt": row.get("prompt"), "published_answer": row.get("answer")},
+    )
+
+
+def muirbench_item(row: dict, fail, check_images: bool = True, config: str | None = None) -> MCItem:
+    """A MuirBench row -> MCItem; ``<image>`` placeholders become "[image k]" in order."""
+    idx = str(row.get("idx"))
+    question = row.get("question")
+    if not isinstance(question, str) or not question.strip():
+        fail("question is empty")
+    options = _check_options(row.get("options"), fail)
+    images = row.get("image_list")
+    if not isinstance(images, (list, tuple)):
+        fail(f"image_list must be a list of images, got {type(images).__name__}")
+    images = list(images)
+    if any(im is None for im in images):
+        fail(f"image_list holds a missing image at position {[im is None for im in images].index(True) + 1}")
+    placeholders = question.count(IMAGE_PLACEHOLDER) + sum(o.count(IMAGE_PLACEHOLDER) for o in options)
+    if placeholders > len(images):
+        fail(f"{placeholders} <image> placeholders in question and options but image_list has {len(images)} images")
+    _check_images(images, idx, fail, check_images)
+    counter = iter(range(1, placeholders + 1))
+
+    def number(text: str) -> str:
+        return re.sub(re.escape(IMAGE_PLACEHOLDER), lambda _: f"[image {next(counter)}]", text)
+
+    question = number(question.strip())
+    options = [number(o) for o in options]
+    answer = _answer_letter(row.get("answer"), options, fail)
+    counterpart = row.get("counterpart_idx")
+    return MCItem(
+        id=idx, benchmark="muirbench", question=question, options=options, images=images,
+        answer=answer, category=str(row.get("task") or config or ""),
+        meta={
+            "image_relation": row.get("image_relation"),
+            "image_type": row.get("image_type"),
+            "counterpart_idx": None if counterpart in (None, "") else str(counterpart),
+            "published_answer": row.get("answer"),
+        },
+    )
+
+
+_RWQA_OPTION = re.compile(r"^\s*([A-Z])[.)]\s*(.+?)\s*$")
+
+
+def split_realworldqa_question(text: str) -> tuple[str, list[str], str]:
+    """(stem, options, trailing instruction) of a RealWorldQA question; options may be [].
+
+    The options are the block of lines "A. …", "B. …", … (consecutive letters from A,
+    blank lines allowed between them); fewer than two means a free-form question.
+    """
+    lines = text.strip().splitlines()
+    for start, line in enumerate(lines):
+        m = _RWQA_OPTION.match(line)
+        if m and m.group(1) == "A":
+            break
+    else:
+        return text.strip(), [], ""
+    options: list[str] = []
+    end = start
+    for i in range(start, len(lines)):
+        if not lines[i].strip():
+            continue
+        m = _RWQA_OPTION.match(lines[i])
+        if not (m and m.group(1) == chr(ord("A") + len(options))):
+            break
+        options.append(m.group(2))
+        end = i + 1
+    if len(options) < 2:
+        return text.strip(), [], ""
+    return "\n".join(lines[:start]).strip(), options, "\n".join(lines[end:]).strip()
+
+
+def realworldqa_item(row: dict, fail, check_images: bool = True, config: str | None = None, row_id: str = "") -> MCItem | None:
+    """A RealWorldQA row -> MCItem, or None for a free-form question (no lettered options)."""
+    question = row.get("question")
+    if not isinstance(question, str) or not question.strip():
+        fail("question is empty")
+    if row.get("image") is None:
+        fail("image is missing")
+    images = [row["image"]]
+    _check_images(images, row_id, fail, check_images)
+    stem, options, instruction = split_realworldqa_question(question)
+    if not options:
+        return None
+    if not stem:
+        fail("question has options but no question text before them")
+    answer = _answer_letter(row.get("answer"), options, fail)
+    return MCItem(
+        id=row_id, benchmark="realworldqa", question=stem, options=options, images=images,
+        answer=answer, category="", meta={"instruction": instruction, "published_answer": row.get("answer")},
+    )
+
+
+# ----------------------------------------------------------------------------- reading sources
+
+def _split_of(path: Path) -> str:
+    """The split a hub-layout file belongs to: ``val-00000-of-00001.parquet`` -> val,
+    ``test.parquet`` -> test, ``CONFIG/test/0000.parquet`` -> test."""
+    stem = path.name[: -len(".parquet")]
+    if re.fullmatch(r"\d+", stem):
+        return path.parent.name
+    m = re.fullmatch(r"(.+?)-\d+-of-\d+", stem)
+    return m.group(1) if m else stem
+
+
+def _config_of(path: Path, root: Path) -> str | None:
+    """The config folder a file sits in (BLINK's subtask), if any."""
+    for part in path.relative_to(root).parts[:-1]:
+        if part in BLINK_SUBTASKS:
+            return part
+    return None
+
+
+def local_files(root: str | os.PathLike, split: str, configs: list[str] | None = None) -> list[Path]:
+    """The Parquet files of one split under a local folder (or the one file given)."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    files = sorted(p for p in root.rglob("*.parquet") if _split_of(p) == split)
+    if configs:
+        files = [p for p in files if _config_of(p, root) in configs or _config_of(p, root) is None]
+    if not files:
+        found = sorted(str(p.relative_to(root)) for p in root.rglob("*.parquet"))[:10]
+        raise FileNotFoundError(
+            f"no Parquet files of split {split!r} under {str(root)!r} (expected names like "
+            f"{split}-00000-of-00001.parquet or {split}.parquet); found: {', '.join(found) or 'no Parquet files'}"
+        )
+    return files
+
+
+def _iter_local(benchmark: str, root: Path, split: str, configs) -> Iterator[tuple[str, int, dict, str | None]]:
+    import pyarrow.parquet as pq
+
+    base = root if root.is_dir() else root.parent
+    for f in local_files(root, split, configs):
+        where = str(f.relative_to(base))
+        try:
+            pf = pq.ParquetFile(f)
+        except Exception as exc:
+            raise ValueError(f"{benchmark}: {where}: not a readable Parquet file ({exc})") from exc
+        names = pf.schema_arrow.names
+        missing = [c for c in REQUIRED_COLUMNS[benchmark] if c not in names]
+        if missing:
+            raise ValueError(
+                f"{benchmark}: {where}: not the published {benchmark} schema: missing column(s) "
+                f"{', '.join(missing)}; the file has {', '.join(names)}"
+            )
+        config = _config_of(f, base)
+        row = 0
+        for batch in pf.iter_batches(batch_size=16):
+            for record in batch.to_pylist():
+                yield where, row, record, config
+                row += 1
+
+
+def _iter_hub(benchmark: str, hub_id: str, split: str, configs) -> Iterator[tuple[str, int, dict, str | None]]:
+    try:
+        from datasets import load_dataset
+    except ImportError as exc:  # pragma: no cover - datasets is a dependency
+        raise RuntimeError("loading from the hub needs the `datasets` package") from exc
+    names = list(configs or (BLINK_SUBTASKS if benchmark == "blink" else [None]))
+    for config in names:
+        try:
+            ds = load_dataset(hub_id, config, split=split)
+        except Exception as exc:
+            raise FileNotFoundError(
+                f"{benchmark}: could not load {hub_id!r}"
+                f"{' config ' + repr(config) if config else ''} split {split!r} from the hub "
+                f"({type(exc).__name__}: {exc}). Offline? Download the Parquet files and pass their folder."
+            ) from exc
+        missing = [c for c in REQUIRED_COLUMNS[benchmark] if c not in ds.column_names]
+        if missing:
+            raise ValueError(f"{benchmark}: {hub_id}: missing column(s) {', '.join(missing)}")
+        for i, record in enumerate(ds):
+            yield f"{hub_id}/{config or 'default'}:{split}", i, record, config
+
+
+def load_benchmark(
+    benchmark: str,
+    source: str | os.PathLike | None = None,
+    split: str | None = None,
+    configs: list[str] | None = None,
+    require_answers: bool = True,
+    check_images: bool = True,
+    open_questions: str = "skip",
+    limit: int | None = None,
+) -> MCLoad:
+    """Read one benchmark split from a local folder/file of Parquet or a hub id.
+
+    ``split`` defaults to the labelled split (BLINK ``val``, others ``test``). ``configs``
+    selects BLINK subtasks. Raises `MCRowError` for a malformed row, `HiddenAnswersError`
+    when answers are withheld and ``require_answers``; ``open_questions`` is ``skip`` or
+    ``error`` for RealWorldQA rows without lettered options. ``limit`` stops after that
+    many items (small mode).
+    """
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {', '.join(BENCHMARKS)}")
+    if open_questions not in ("skip", "error"):
+        raise ValueError(f"open_questions must be 'skip' or 'error', got {open_questions!r}")
+    if configs:
+        if benchmark != "blink":
+            raise ValueError("configs (subtasks) exist only for BLINK")
+        unknown = [c for c in configs if c not in BLINK_SUBTASKS]
+        if unknown:
+            raise ValueError(f"unknown BLINK subtask(s) {', '.join(unknown)}; known: {', '.join(BLINK_SUBTASKS)}")
+    source = str(source or HUB_IDS[benchmark])
+    split = split or LABELLED_SPLIT[benchmark]
+    path = Path(os.path.expanduser(source))
+    if path.exists():
+        rows = _iter_local(benchmark, path, split, configs)
+    elif re.fullmatch(r"[\w.-]+/[\w.-]+", source):
+        rows = _iter_hub(benchmark, source, split, configs)
+    else:
+        raise FileNotFoundError(f"{benchmark}: source {source!r} is neither a local file/folder nor a hub id (owner/name)")
+
+    parser = {"blink": blink_item, "muirbench": muirbench_item, "realworldqa": realworldqa_item}[benchmark]
+    out = MCLoad(benchmark=benchmark, split=split, source=source, items=[])
+    seen: dict[str, str] = {}
+    number = 0
+    for where, row, record, config in rows:
+        idx = record.get("idx", f"{number:05d}") if benchmark != "realworldqa" else f"rwqa-{number:05d}"
+        number += 1
+
+        def fail(problem, where=where, row=row, idx=idx):
+            raise MCRowError(benchmark, where, row, idx, problem)
+
+        if not isinstance(record.get("idx", ""), (str, int)) and benchmark != "realworldqa":
+            fail("idx must be a string or an integer")
+        if configs and record.get("sub_task") and record["sub_task"] not in configs:
+            continue
+        if benchmark == "realworldqa":
+            item = parser(record, fail, check_images, config, row_id=str(idx))
+            if item is None:
+                if open_questions == "error":
+                    fail("question has no lettered options (a free-form question); the MC form needs options")
+                out.skipped.append(f"{where} row {row} ({idx}): no lettered options (free-form question)")
+                continue
+        else:
+            item = parser(record, fail, check_images, config)
+        if item.answer is None and require_answers:
+            raise HiddenAnswersError(
+                f"{benchmark} split {split!r}: answers are hidden ({where} row {row}, idx {idx!r}, answer "
+                f"{record.get('answer')!r}). The published test answers are withheld, so they cannot be scored "
+                f"or trained on: use the labelled split {LABELLED_SPLIT[benchmark]!r}, or predict with "
+                f"require_answers=False and submit to the benchmark's evaluation server."
+            )
+        if item.id in seen:
+            fail(f"duplicate idx (also at {seen[item.id]})")
+        seen[item.id] = f"{where} row {row}"
+        item.meta.update({"source_file": where, "source_row": row, "split": split})
+        out.items.append(item)
+        if limit is not None and len(out.items) >= limit:
+            break
+    if not out.items:
+        raise ValueError(f"{benchmark} {split!r} from {source!r}: no usable items ({len(out.skipped)} skipped)")
+    return out
