@@ -10,7 +10,8 @@ returns one float per completion. ``REWARDS`` maps recipe names to functions:
 - ``dpa`` (dynamic proportional accuracy, the paper's partial credit):
   len(pred) / len(label) when pred ⊆ label, else 0.0; "N" matches only "N".
 
-GRPO is ``format`` + ``accuracy``; DPA-GRPO is ``format`` + ``dpa``.
+GRPO is ``format`` + ``accuracy``; DPA-GRPO is ``format`` + ``dpa``. The generalisation
+benchmarks use ``mc_format`` + ``mc_accuracy`` (`labkit.mc_metrics`).
 """
 from __future__ import annotations
 
@@ -103,6 +104,12 @@ REWARDS: dict[str, Callable[..., list[float]]] = {
     "dpa": dpa_reward,
     "metric": metric_reward,
 }
+
+# Single-answer multiple-choice benchmarks (RealWorldQA, MuirBench, BLINK): ``mc_format`` and
+# ``mc_accuracy`` parse one letter in each item's own range (options beyond D exist).
+from labkit.mc_metrics import MC_REWARDS  # noqa: E402  (it imports this module only inside its functions)
+
+REWARDS.update(MC_REWARDS)
 
 
 def get_rewards(names: list[str] | dict[str, float]) -> tuple[list[Callable], list[float]]:
