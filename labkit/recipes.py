@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,9 +125,20 @@ def parse_value(text: str) -> Any:
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    return _number(value)
+
+
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _number(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string; read it as the float it means."""
+    if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+        return float(value)
+    return value
 
 
 def parse_overrides(pairs: list[str] | None) -> dict:
@@ -275,6 +287,8 @@ def recipe_from_dict(raw: dict, where: str = "recipe", check_training: bool = Tr
     for key in ("rewards", "training", "hcm"):
         if raw.get(key) is None and key in raw:
             raw[key] = {}
+    if isinstance(raw.get("training"), dict):
+        raw["training"] = {k: _number(v) for k, v in raw["training"].items()}
     recipe = Recipe(**raw)
     values = {"arm": recipe.arm}
     values["run_dir"] = _expand(str(recipe.run_dir), values, where, "run_dir")
