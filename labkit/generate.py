@@ -357,8 +357,11 @@ def run_generation(
 
     from labkit.data import save_split
 
+    import torch
+
     cfg.validate()
-    state = PartialState()
+    # cpu=True lets accelerate shard over CPU processes too (torchrun/accelerate launch --cpu, gloo).
+    state = PartialState(cpu=cfg.device == "cpu" or not torch.cuda.is_available())
     out = Path(out)
     root = Path(originals)
     files = list_images(root, "originals")
@@ -387,6 +390,9 @@ def run_generation(
         return (out / "done" / f"{sid}.json").exists() or (out / "skipped" / f"{sid}.json").exists()
 
     pending = [(sid, f) for sid, f in pairs if not finished(sid)]
+    done_before = sum((out / "done" / f"{sid}.json").exists() for sid, _ in pairs)
+    skipped_before = len(pairs) - len(pending) - done_before
+    state.wait_for_everyone()  # every process has the same pending list before anyone adds to done/
     recipe = {k: getattr(cfg, k) for k in ("fill_model", "redux_model", "size", "steps", "guidance", "dtype")}
     made = skipped = 0
     with state.split_between_processes(pending) as mine:
@@ -435,6 +441,9 @@ def run_generation(
         records = [json.loads((out / "done" / f"{sid}.json").read_text()) for sid, _ in pairs if (out / "done" / f"{sid}.json").exists()]
         summary["skipped"] = sum((out / "skipped" / f"{sid}.json").exists() for sid, _ in pairs)
         summary["samples"] = len(records)
+        # Counts over all processes (each process only knows its own share).
+        summary["made_now"] = len(records) - done_before
+        summary["skipped_now"] = summary["skipped"] - skipped_before
         if not records:
             raise GenerationError(f"no original could be used (all {len(pairs)} skipped; reasons in {out / 'skipped'})")
         save_split([_sample_from_record(out, r) for r in records], out, "exploration", name=out.name)

@@ -241,3 +241,15 @@ def test_cli_end_to_end_writes_a_loadable_exploration_split(photo_dirs, tmp_path
     # A bad recipe path is a one-line error, exit code 1.
     bad = subprocess.run(cmd[:-1] + [str(tmp_path / "missing.yaml")], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 1 and "recipe" in bad.stderr and "does not exist" in bad.stderr
+
+
+def test_default_gallery_comes_from_the_synthetic_scenes(photo_dirs, tmp_path, inpainter):
+    # Without --backgrounds, gallery_size synthetic scene backgrounds (labkit.synth) are written
+    # to OUT/backgrounds at the half size and the references are drawn from them.
+    out = tmp_path / "out"
+    summary = run_generation(photo_dirs / "originals", out, small_config(gallery_size=3), limit=1, inpainter=inpainter)
+    assert summary["samples"] == 1
+    backgrounds = sorted((out / "backgrounds").glob("*.png"))
+    assert len(backgrounds) == 3 and all(Image.open(p).size == (SIZE, SIZE) for p in backgrounds)
+    record = json.loads(next((out / "done").glob("*.json")).read_text())
+    assert Path(record["background"]).parent == out / "backgrounds"
