@@ -1,7 +1,8 @@
 """`labkit demo --out runs/demo`: the lab's main job in small mode on CPU.
 
-Runs the pipeline stages that exist (see `labkit.pipeline`), writes
-``OUT/results.json`` and ``OUT/report.html`` and prints the results table.
+Synthesize data, build the small model, CoT SFT, mine hard cases, GRPO / DPA-GRPO / HCM-GRPO,
+evaluate every arm the same way; writes ``OUT/results.json`` and ``OUT/report.html`` and prints
+the results table (see `labkit.pipeline`). Finished arms are skipped on a rerun.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ def register(sub):
     p = sub.add_parser("demo", help="run the whole lab in small mode (CPU) and write a report", description=__doc__)
     p.add_argument("--out", default="runs/demo", help="run folder (results.json, report.html)")
     p.add_argument("--seed", type=int, default=0, help="seed for data, models and training")
+    p.add_argument("--all-arms", action="store_true", help="also run the other Table 4 and Table 7 arms")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
 
@@ -17,5 +19,5 @@ def register(sub):
 def run(args) -> int:
     from labkit.pipeline import run_demo
 
-    run_demo(args.out, seed=args.seed)
+    run_demo(args.out, seed=args.seed, all_arms=args.all_arms)
     return 0
