@@ -15,7 +15,8 @@ The *current label* of a sample for one annotator is that annotator's latest lab
 no undo retracted. Queues (``unlabelled``, ``hard``, ``flagged``, ``disagreements``), progress
 counts, agreement (Fleiss' kappa per candidate, exact-answer agreement) and the export of
 adjudicated labels (majority vote; ties are flagged and not exported) as a dataset split are
-computed from those current labels (`labkit.store_queries`).
+computed from those current labels (`labkit.store_queries`). Schema migrations, password hashing,
+label rules and the hard-case reader live in `labkit.store_schema`.
 
 Durability: WAL journal, ``synchronous=FULL``, a busy timeout, and every write in one
 ``BEGIN IMMEDIATE`` transaction, so concurrent writer processes serialise safely and a process
@@ -32,26 +33,29 @@ Command line: ``labkit store --help``.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
-import secrets
 import sqlite3
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple
+from typing import Iterable, NamedTuple
 
-from labkit.metrics import LETTERS, AnswerError, canonical_answer
+from labkit.store_schema import (  # noqa: F401  (re-exported: the store's public API)
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    StoreError,
+    _now,
+    check_password,
+    hash_password,
+    migrate,
+    normalise_label,
+    read_hard_ids,
+    schema_version,
+)
 
 DEFAULT_PATH = "data/annotations.sqlite"
 QUEUES = ("unlabelled", "hard", "flagged", "disagreements")
-
-
-class StoreError(ValueError):
-    """Bad input to the store (unknown annotator or sample, invalid label, ...)."""
 
 
 class SampleKey(NamedTuple):
@@ -76,176 +80,6 @@ class LabelEvent:
     note: str = ""
     seconds: float | None = None
     retracts: int | None = None
-
-
-# ----------------------------------------------------------------------------- migrations
-
-def _script(conn: sqlite3.Connection, sql: str) -> None:
-    """Run ;-separated statements inside the caller's transaction.
-
-    (``executescript`` would COMMIT first and break the migration's atomicity.)
-    """
-    for statement in sql.split(";"):
-        if statement.strip():
-            conn.execute(statement)
-
-
-def _m1_core(conn: sqlite3.Connection) -> None:
-    """Version 1: annotators, samples, append-only events."""
-    _script(conn, 
-        """
-        CREATE TABLE annotators (
-            id INTEGER PRIMARY KEY,
-            name TEXT NOT NULL UNIQUE,
-            password_hash TEXT,
-            created_at TEXT NOT NULL
-        );
-        CREATE TABLE samples (
-            id INTEGER PRIMARY KEY,
-            dataset TEXT NOT NULL,
-            sample_id TEXT NOT NULL,
-            split TEXT,
-            source_dir TEXT,
-            UNIQUE (dataset, sample_id)
-        );
-        CREATE TABLE events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            sample INTEGER NOT NULL REFERENCES samples(id),
-            annotator INTEGER NOT NULL REFERENCES annotators(id),
-            created_at TEXT NOT NULL,
-            kind TEXT NOT NULL CHECK (kind IN ('label', 'undo')),
-            answer TEXT,
-            defects TEXT,
-            cot TEXT NOT NULL DEFAULT '',
-            flag INTEGER NOT NULL DEFAULT 0,
-            seconds REAL,
-            retracts INTEGER REFERENCES events(id)
-        );
-        CREATE INDEX events_by_sample ON events (sample, annotator, id);
-        """
-    )
-
-
-def _m2_hard_cases_and_notes(conn: sqlite3.Connection) -> None:
-    """Version 2: hard cases from HCM mining; a free-text note on events (why flagged)."""
-    _script(conn, 
-        """
-        CREATE TABLE hard_cases (
-            sample INTEGER PRIMARY KEY REFERENCES samples(id),
-            source TEXT,
-            imported_at TEXT NOT NULL
-        );
-        ALTER TABLE events ADD COLUMN note TEXT NOT NULL DEFAULT '';
-        CREATE INDEX events_by_annotator ON events (annotator, id);
-        """
-    )
-
-
-# Ordered: MIGRATIONS[i] takes the schema from version i to version i + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_core, _m2_hard_cases_and_notes]
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def schema_version(conn: sqlite3.Connection) -> int:
-    """The schema version recorded in a database (0 for an empty one)."""
-    has = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'").fetchone()
-    if not has:
-        return 0
-    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-    return int(row[0] or 0)
-
-
-def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
-    """Apply the migrations missing up to ``target``, each in its own transaction. Returns the version.
-
-    Safe when several processes open the same store at once: the version is re-read under
-    the write lock (``BEGIN IMMEDIATE``) before a migration runs.
-    """
-    if not 0 <= target <= SCHEMA_VERSION:
-        raise StoreError(f"unknown schema version {target}; this labkit knows 0..{SCHEMA_VERSION}")
-    while True:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-            current = schema_version(conn)
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"the store has schema version {current}, newer than this labkit ({SCHEMA_VERSION}); upgrade labkit"
-                )
-            if current >= target:
-                conn.execute("COMMIT")
-                return current
-            MIGRATIONS[current](conn)
-            conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (current + 1, _now()))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-# ----------------------------------------------------------------------------- passwords
-
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    """``scrypt$n$r$p$salt$hash`` (hex); scrypt with n=2**14, r=8, p=1 (about 16 MB, ~50 ms)."""
-    if not password:
-        raise StoreError("empty password")
-    salt = salt or secrets.token_bytes(16)
-    n, r, p = 2**14, 8, 1
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
-    return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
-
-
-def check_password(password: str, stored: str) -> bool:
-    """Constant-time check of a password against `hash_password` output."""
-    try:
-        algo, n, r, p, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    if algo != "scrypt":
-        return False
-    got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32)
-    return hmac.compare_digest(got.hex(), digest)
-
-
-# ----------------------------------------------------------------------------- labels
-
-def normalise_label(answer: str | None, candidate_defects, flag: bool) -> tuple[str | None, list[list[str]] | None]:
-    """Canonical answer and defects of a label; raises StoreError naming the problem.
-
-    With defects and no answer, the answer follows from the defects (candidates without tags
-    are accepted). With both, they must agree. A label without an answer must be flagged
-    (an annotator who cannot decide flags the sample).
-    """
-    from labkit.data import answer_from_defects
-
-    defects = None
-    if candidate_defects is not None:
-        if not isinstance(candidate_defects, (list, tuple)) or len(candidate_defects) != 4:
-            raise StoreError("candidate_defects must hold one list of tags per candidate (4)")
-        defects = []
-        for letter, tags in zip(LETTERS, candidate_defects):
-            if tags is None or isinstance(tags, str) or not all(isinstance(t, str) and t.strip() for t in tags):
-                raise StoreError(f"candidate {letter}: defect tags must be a list of non-empty strings")
-            defects.append(sorted({t.strip() for t in tags}))
-    if answer is not None:
-        try:
-            answer = canonical_answer(answer)
-        except AnswerError as exc:
-            raise StoreError(str(exc)) from exc
-        if defects is not None and answer_from_defects(defects) != answer:
-            raise StoreError(
-                f"answer {answer!r} disagrees with the defect tags "
-                f"(candidates without defects give {answer_from_defects(defects)!r})"
-            )
-    elif defects is not None:
-        answer = answer_from_defects(defects)
-    elif not flag:
-        raise StoreError("a label needs an answer or defect tags (or flag=True to flag the sample without one)")
-    return answer, defects
 
 
 # ----------------------------------------------------------------------------- the store
@@ -588,61 +422,3 @@ def _event(r) -> LabelEvent:
         candidate_defects=json.loads(r[7]) if r[7] else None, cot=r[8] or "", flag=bool(r[9]), note=r[10] or "",
         seconds=r[11], retracts=r[12],
     )
-
-
-def read_hard_ids(path: str | os.PathLike) -> list[str]:
-    """Hard sample ids from an HCM mining file, in file order, without duplicates.
-
-    Accepted: a plain text list (one id per line, ``#`` comments); a JSON list of ids or of
-    objects; a JSON object with a ``hard`` (or ``ids``) list; JSONL of objects. An object needs
-    an ``id``; one with ``"hard": false`` is skipped (mining files may list every sample). A folder
-    means its ``hard_cases.jsonl`` (the output of ``labkit mine-hard``, `labkit.hcm.mine_hard`).
-    """
-    path = Path(path)
-    if path.is_dir():  # a `labkit mine-hard` run folder
-        path = path / "hard_cases.jsonl"
-    if not path.exists():
-        raise FileNotFoundError(f"hard-case file {str(path)!r} does not exist")
-    text = path.read_text()
-    stripped = text.strip()
-    items: list = []
-    if not stripped:
-        return []
-    if stripped[0] in "[{":
-        try:
-            data = json.loads(stripped)
-            if isinstance(data, dict):
-                if "id" in data:
-                    items = [data]
-                else:
-                    items = data.get("hard", data.get("ids"))
-                    if not isinstance(items, list):
-                        raise StoreError(f"{path}: a JSON object needs a 'hard' or 'ids' list")
-            else:
-                items = data
-        except json.JSONDecodeError:
-            items = []
-            for lineno, line in enumerate(text.splitlines(), 1):
-                if line.strip():
-                    try:
-                        items.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise StoreError(f"{path}:{lineno}: not JSON ({exc.msg})") from exc
-    else:
-        items = [line.split("#", 1)[0].strip() for line in text.splitlines()]
-        items = [i for i in items if i]
-    out: list[str] = []
-    seen: set[str] = set()
-    for n, item in enumerate(items, 1):
-        if isinstance(item, dict):
-            if "id" not in item:
-                raise StoreError(f"{path}: entry {n} has no 'id'")
-            if not item.get("hard", True):
-                continue
-            item = item["id"]
-        if not isinstance(item, (str, int)) or str(item) == "":
-            raise StoreError(f"{path}: entry {n} is not a sample id ({item!r})")
-        if str(item) not in seen:
-            seen.add(str(item))
-            out.append(str(item))
-    return out
