@@ -67,7 +67,7 @@ class GenerateConfig:
     layouts: list[str] = field(default_factory=lambda: list(LAYOUTS), metadata={"help": "layouts drawn from: top_bottom, left_right"})
     product_scale: float = field(default=0.85, metadata={"help": "share of its region the product fills (longest fitting side)"})
     segmenter: str = field(default="threshold", metadata={"help": "threshold (plain backgrounds) or birefnet"})
-    segmenter_options: dict = field(default_factory=dict, metadata={"help": "kwargs of the segmenter (threshold: threshold=30; birefnet: model=...)"})
+    segmenter_options: dict = field(default_factory=dict, metadata={"help": "per segmenter, its kwargs: {threshold: {threshold: 30}, birefnet: {model: ...}}"})
     trust_remote_code: bool = field(default=False, metadata={"help": "allow BiRefNet's repository code (opt-in)"})
     gallery_size: int = field(default=24, metadata={"help": "backgrounds in the default synthetic gallery (paper: 20+)"})
     prompt: str = field(default="", metadata={"help": "text prompt for Redux (used only when its pipeline has text encoders)"})
@@ -85,6 +85,15 @@ class GenerateConfig:
         bad = [l for l in self.layouts if l not in LAYOUTS]
         if not self.layouts or bad:
             raise GenerationError(f"layouts must be a non-empty subset of {', '.join(LAYOUTS)}; got {self.layouts}")
+        from labkit.segment import SEGMENTERS
+
+        if self.segmenter not in SEGMENTERS:
+            raise GenerationError(f"unknown segmenter {self.segmenter!r}; expected one of {', '.join(SEGMENTERS)}")
+        bad = [k for k, v in self.segmenter_options.items() if k not in SEGMENTERS or not isinstance(v, dict)]
+        if bad:
+            raise GenerationError(
+                f"segmenter_options must map segmenter names ({', '.join(SEGMENTERS)}) to their options; bad entries: {', '.join(map(str, bad))}"
+            )
         if not 0.05 <= self.product_scale <= 1.0:
             raise GenerationError(f"product_scale must be in [0.05, 1], got {self.product_scale}")
         return self
@@ -280,7 +289,7 @@ def prepare_original(
 
 
 def _segmenter_kwargs(cfg: GenerateConfig) -> dict:
-    kw = dict(cfg.segmenter_options)
+    kw = dict(cfg.segmenter_options.get(cfg.segmenter, {}))
     if cfg.segmenter == "birefnet":
         kw.setdefault("trust_remote_code", cfg.trust_remote_code)
     return kw

@@ -253,3 +253,17 @@ def test_default_gallery_comes_from_the_synthetic_scenes(photo_dirs, tmp_path, i
     assert len(backgrounds) == 3 and all(Image.open(p).size == (SIZE, SIZE) for p in backgrounds)
     record = json.loads(next((out / "done").glob("*.json")).read_text())
     assert Path(record["background"]).parent == out / "backgrounds"
+
+
+def test_shipped_recipes_load_and_paper_recipe_needs_opt_in(photo_dirs, tmp_path):
+    # small.yaml: tiny models on CPU; paper.yaml: FLUX.1-Fill-dev + FLUX.1-Redux-dev in bf16,
+    # 4 candidates, BiRefNet, which stops the run (before any model loads) without the opt-in.
+    small = load_generate_recipe(REPO / "recipes/generate/small.yaml")
+    assert small.fill_model.endswith("tiny-flux/fill") and small.build_tiny_if_missing and small.device == "cpu"
+    paper = load_generate_recipe(REPO / "recipes/generate/paper.yaml")
+    assert (paper.fill_model, paper.redux_model) == ("black-forest-labs/FLUX.1-Fill-dev", "black-forest-labs/FLUX.1-Redux-dev")
+    assert (paper.dtype, paper.candidates, paper.segmenter, paper.trust_remote_code) == ("bfloat16", 4, "birefnet", False)
+    with pytest.raises(SegmentationError, match="trust_remote_code"):
+        run_generation(photo_dirs / "originals", tmp_path / "o", paper, backgrounds=photo_dirs / "backgrounds")
+    with pytest.raises(GenerationError, match="segmenter_options"):
+        GenerateConfig(segmenter_options={"model": "x"}).validate()
