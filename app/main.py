@@ -72,17 +72,29 @@ def prepare(cfg: AppConfig):
     return demo, auth, summary
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (for tests and benchmarks)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def serve(cfg: AppConfig, block: bool = True):
-    """Build and launch; returns the demo (already running when ``block`` is False)."""
+    """Build and launch; returns the demo (already running when ``block`` is False; stop it
+    with ``demo.close()``). Port 0 picks a free port; ``demo.local_url`` says where it is."""
     from app.ui import launch_kwargs
 
+    if not cfg.port:
+        cfg.port = free_port(cfg.host)
     demo, auth, summary = prepare(cfg)
     print(f"labkit app: model={summary['model']} data={summary['data']} samples={summary['samples']} "
           f"hard={summary['hard']} store={summary['store']} login={'yes' if summary['login'] else 'no'}", flush=True)
     demo.launch(
-        server_name=cfg.host, server_port=cfg.port or None, auth=auth,
+        server_name=cfg.host, server_port=cfg.port, auth=auth,
         auth_message="Log in with your annotator name and password." if auth else None,
-        prevent_thread_lock=not block, show_error=True, quiet=False, **launch_kwargs(),
+        prevent_thread_lock=not block, show_error=True, quiet=not block, **launch_kwargs(),
     )
     return demo
 

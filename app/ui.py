@@ -24,7 +24,7 @@ from labkit.metrics import LETTERS
 SHORTCUTS_JS = Path(__file__).with_name("shortcuts.js")
 
 CSS = """
-.zoomable img { cursor: zoom-in; transition: transform 0.1s ease-out; }
+.zoomable img { cursor: zoom-in; transition: transform 0.1s ease-out; width: 100%; height: 100%; object-fit: contain; }
 .zoomable img.zoomed { transform: scale(2.5); cursor: zoom-out; }
 .zoomable .image-container, .zoomable .image-frame { overflow: hidden; }
 #reasoning textarea { font-family: ui-monospace, monospace; }
@@ -319,6 +319,10 @@ def build_demo(
                                   concurrency_id="model", concurrency_limit=1)
                     import_btn.click(import_hard, [hard_file], [import_status], api_name="import_hard_cases")
                     demo.load(stats, None, [progress_plot, agreement_plot], api_name="stats")
+                    # Open on the first item of the default queue, so the keyboard works at once.
+                    demo.load(load_queue, [queue, state], item_outputs, api_name=False).then(
+                        prefill, [key, cot], [cot, cot_source], api_name=False, concurrency_id="model",
+                        concurrency_limit=1)
     return demo
 
 

@@ -1,0 +1,187 @@
+"""The app served on 127.0.0.1 (a free port) and driven through `gradio_client`: streaming
+screening, bad input, annotations that survive a restart, concurrent clients, login."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from PIL import Image
+
+from conftest import make_sample
+from labkit.metrics import parse_answer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def app_files(tmp_path_factory, tiny_internvl):
+    """A dataset (6 samples), a mining output marking 3 hard, five upload images."""
+    from labkit.data import save_split
+
+    root = tmp_path_factory.mktemp("app")
+    answers = ["AC", "B", "N", "ABCD", "A", "BD"]
+    save_split([make_sample(i, a) for i, a in enumerate(answers)], root / "ds", "train")
+    rows = [{"id": f"s{i:04d}", "response": f"<think>A: warped {i}.</think><answer>B</answer>", "prediction": "B",
+             "answer": a, "dimension": "physical_shadow", "hard": i % 2 == 0} for i, a in enumerate(answers)]
+    (root / "hard_cases.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    uploads = []
+    for i, color in enumerate(["white", "red", "blue", "green", "gray"]):
+        Image.new("RGB", (48, 48), color).save(root / f"up{i}.png")
+        uploads.append(str(root / f"up{i}.png"))
+    return {"root": root, "data": root / "ds", "hard": root / "hard_cases.jsonl", "uploads": uploads,
+            "model": tiny_internvl}
+
+
+def start(files, store_path, **kw):
+    """Launch the app without blocking; returns (demo, url)."""
+    from app.main import AppConfig, serve
+
+    cfg = AppConfig(model=str(files["model"]), store=str(store_path), data=str(files["data"]),
+                    hard_cases=str(files["hard"]), port=0, max_new_tokens=48, prefill_cot=False, **kw)
+    demo = serve(cfg, block=False)
+    return demo, demo.local_url
+
+
+@pytest.fixture(scope="module")
+def served(app_files):
+    demo, url = start(app_files, app_files["root"] / "store.sqlite")
+    yield url
+    demo.close()
+
+
+def client(url, **kw):
+    from gradio_client import Client
+
+    return Client(url, verbose=False, **kw)
+
+
+def uploads(files):
+    from gradio_client import handle_file
+
+    return [handle_file(p) for p in files["uploads"]]
+
+
+def test_binds_localhost_only(served):
+    # The default host is 127.0.0.1: the app is not reachable from other machines.
+    assert served.startswith("http://127.0.0.1:")
+
+
+def test_screen_streams_reasoning_and_answer(served, app_files):
+    # /screen streams: the reasoning grows over several updates; the final output carries the
+    # parsed answer of that reasoning and a verdict per candidate.
+    c = client(served)
+    job = c.submit(*uploads(app_files), "cot", api_name="/screen")
+    seen = [out[0] for out in job]
+    final = job.result()
+    assert len({len(s) for s in seen}) >= 3 and seen == sorted(seen, key=len)
+    reasoning, answer = final[0], final[1]
+    assert reasoning == seen[-1]
+    parsed = parse_answer(reasoning)
+    assert answer == (parsed if parsed is not None else "(no valid answer)")
+    assert [final[2 + i].startswith(f"### {l}:") for i, l in enumerate("ABCD")] == [True] * 4
+    assert final[6].startswith("Done in")
+
+
+def test_bad_input_gets_a_message_and_the_app_keeps_serving(served, app_files, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    c = client(served)
+    files = uploads(app_files)
+    # Fewer than five images.
+    with pytest.raises(AppError, match="1 of 5 images given"):
+        c.predict(files[0], None, None, None, None, "cot", api_name="/screen")
+    # A non-image upload in place of candidate C.
+    from gradio_client import handle_file
+
+    junk = tmp_path / "notes.png"
+    junk.write_bytes(b"this is not a picture")
+    with pytest.raises(AppError, match="candidate C is unreadable"):
+        c.predict(files[0], files[1], files[2], handle_file(str(junk)), files[4], "direct", api_name="/screen")
+    # A label that contradicts itself is refused, nothing is written.
+    key = c.predict("unlabelled", api_name="/load_queue")[0]
+    with pytest.raises(AppError, match="contradicts"):
+        c.predict(key, ["A", "N"], [], [], [], [], "", False, api_name="/annotate")
+    # Still serving: a valid screening works afterwards.
+    out = c.predict(*files, "direct", api_name="/screen")
+    assert out[6].startswith("Done in")
+
+
+def test_annotation_persists_across_a_restart(app_files, tmp_path):
+    # Label a hard case through the app, stop it, start a new app on the same store file:
+    # the flagged queue shows that label with its choices, tags, CoT and flag.
+    store_path = tmp_path / "persist.sqlite"
+    demo, url = start(app_files, store_path)
+    try:
+        c = client(url)
+        first = c.predict("hard", api_name="/load_queue")
+        key = first[0]
+        assert key.endswith("/s0000") and first[12].startswith("<think>A: warped 0.")  # CoT from mining
+        c.predict(key, ["B", "C"], ["placement_layout"], [], [], [], "A floats. B and C are fine.", True,
+                  api_name="/annotate")
+    finally:
+        demo.close()
+    demo, url = start(app_files, store_path)
+    try:
+        shown = client(url).predict("flagged", api_name="/load_queue")
+        assert shown[0] == key
+        assert shown[7] == ["B", "C"] and shown[8] == ["placement_layout"]
+        assert shown[12] == "A floats. B and C are fine." and shown[14] is True
+    finally:
+        demo.close()
+    from labkit.store import AnnotationStore
+
+    (ev,) = AnnotationStore(store_path).events()
+    assert (ev.sample_id, ev.answer, ev.flag, ev.annotator) == ("s0000", "BC", True, "annotator")
+    assert ev.candidate_defects == [["placement_layout"], [], [], ["unspecified"]]
+
+
+def test_concurrent_clients(served, app_files):
+    # Four clients at once: each screens and labels its own sample; all succeed, nothing is lost.
+    from labkit.store import AnnotationStore
+
+    store = AnnotationStore(app_files["root"] / "store.sqlite")
+    before = len(store.events())
+    results, errors = {}, []
+
+    def work(i):
+        try:
+            c = client(served)
+            out = c.predict(*uploads(app_files), "cot", api_name="/screen")
+            saved = c.predict(f"ds/s000{i}", ["A"], [], [], [], [], f"client {i}", False, api_name="/annotate")
+            results[i] = (out[6], saved[15])
+        except Exception as exc:  # collected and reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert sorted(results) == [0, 1, 2, 3]
+    assert all(r[0].startswith("Done in") and r[1].startswith(f"Saved `ds/s000{i}`") for i, r in results.items())
+    events = store.events()[before:]
+    assert sorted(e.cot for e in events) == [f"client {i}" for i in range(4)]
+
+
+def test_login_required_and_labels_attributed(app_files, tmp_path):
+    # With an auth file, an anonymous client is refused and each label carries its annotator.
+    auth_file = tmp_path / "annotators.txt"
+    auth_file.write_text("ana:s3cret\nbo:hunter2\n")
+    store_path = tmp_path / "auth.sqlite"
+    demo, url = start(app_files, store_path, auth_file=str(auth_file))
+    try:
+        with pytest.raises(Exception):
+            client(url).predict("hard", api_name="/load_queue")
+        with pytest.raises(Exception):
+            client(url, auth=("ana", "wrong"))
+        for name, pw, sample in (("ana", "s3cret", "s0001"), ("bo", "hunter2", "s0002")):
+            out = client(url, auth=(name, pw)).predict(f"ds/{sample}", ["D"], [], [], [], [], "", False,
+                                                        api_name="/annotate")
+            assert f"by **{name}**" in out[15]
+    finally:
+        demo.close()
+    from labkit.store import AnnotationStore
+
+    assert {(e.annotator, e.sample_id) for e in AnnotationStore(store_path).events()} == {("ana", "s0001"), ("bo", "s0002")}

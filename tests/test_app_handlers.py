@@ -1,0 +1,246 @@
+"""The app's handlers as pure functions (no server): uploads, streaming screening, the
+per-candidate split of the reasoning, labels in a real SQLite store, login."""
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from app import handlers as H
+from conftest import make_sample
+from labkit.metrics import parse_answer
+
+
+def _png(path, color="red", size=32):
+    Image.new("RGB", (size, size), color).save(path)
+    return str(path)
+
+
+@pytest.fixture
+def five(tmp_path):
+    return [_png(tmp_path / f"{i}.png", c) for i, c in enumerate(["white", "red", "blue", "green", "gray"])]
+
+
+@pytest.fixture
+def store_and_index(tmp_path):
+    from labkit.data import save_split
+    from labkit.store import AnnotationStore
+
+    save_split([make_sample(i, a) for i, a in enumerate(["AC", "B", "N"])], tmp_path / "ds", "train")
+    index = H.SampleIndex(tmp_path / "ds")
+    store = AnnotationStore(tmp_path / "store.sqlite")
+    store.register_split(tmp_path / "ds", "train", dataset=index.name)
+    store.add_annotator("ana")
+    return store, index
+
+
+# ----------------------------------------------------------------------------- uploads
+
+def test_collect_images_reads_five_uploads_in_order(five):
+    # Paths and Gradio FileData dicts both work; the order is original, A, B, C, D.
+    images = H.collect_images(five[0], {"path": five[1]}, five[2], five[3], {"path": five[4], "url": None})
+    assert [im.getpixel((0, 0)) for im in images] == [(255, 255, 255), (255, 0, 0), (0, 0, 255), (0, 128, 0), (128, 128, 128)]
+
+
+def test_fewer_than_five_images_names_the_missing_ones(five):
+    # Two missing: the message counts what was given and names what is missing.
+    with pytest.raises(H.UserError, match=r"3 of 5 images given; missing: candidate B, candidate D"):
+        H.collect_images(five[0], five[1], None, five[3], None)
+
+
+def test_corrupt_and_non_image_uploads_are_named(tmp_path, five):
+    # A text file and a truncated PNG: both named in one message, no traceback, no cache path.
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(buf, format="PNG")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(buf.getvalue()[:60])
+    with pytest.raises(H.UserError) as err:
+        H.collect_images(five[0], str(text), five[2], str(broken), five[4])
+    msg = str(err.value)
+    assert "candidate A" in msg and "candidate C" in msg and "unreadable" in msg
+    assert str(tmp_path) not in msg
+
+
+def test_huge_image_hits_the_decompression_bomb_limit(tmp_path, monkeypatch):
+    # PIL's bomb limit applies to uploads (lowered here so the test image stays small).
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    path = _png(tmp_path / "big.png", size=64)  # 4096 px > 2 x 1000: DecompressionBombError
+    with pytest.raises(H.UserError, match="original image is too large"):
+        H.read_upload(path, "original image")
+
+
+def test_tiny_image_is_refused(tmp_path):
+    with pytest.raises(H.UserError, match=r"candidate B is too small \(4x4"):
+        H.read_upload(_png(tmp_path / "t.png", size=4), "candidate B")
+
+
+# ----------------------------------------------------------------------------- reasoning per candidate
+
+def test_split_reasoning_gives_each_candidate_its_part():
+    text = ("<think>The original is a red box. Image A: the box is warped. B keeps the product unchanged. "
+            "C) floats above the table. D is fine.</think><answer>BD</answer>")
+    parts = H.split_reasoning(text)
+    assert parts == {
+        "A": "Image A: the box is warped.",
+        "B": "B keeps the product unchanged.",
+        "C": "C) floats above the table.",
+        "D": "D is fine.",
+    }
+
+
+def test_split_reasoning_ignores_the_article_a_and_handles_partial_text():
+    # "A red box" is an article, not candidate A; a response still streaming (no </think>) splits too.
+    parts = H.split_reasoning("<think>A red box stands on a table. B: the shadow points the wrong way. D")
+    assert parts["A"] == "" and parts["B"] == "B: the shadow points the wrong way. D" and parts["C"] == ""
+
+
+def test_screen_step_marks_candidates_from_the_parsed_answer():
+    step = H.screen_step("<think>A: ok. B: warped. C: ok. D: floats.</think><answer>AC</answer>", True, 1.0, 0.1)
+    assert step.answer == "AC" and step.answer_text() == "AC"
+    assert "accepted" in step.per_candidate["A"] and "A: ok." in step.per_candidate["A"]
+    assert "rejected" in step.per_candidate["B"] and "B: warped." in step.per_candidate["B"]
+    assert "acceptable: A, C" in step.status
+    # No valid answer: every candidate says so, none is marked accepted.
+    bad = H.screen_step("<think>A: ok.</think>", True, 1.0, None)
+    assert bad.answer is None and bad.answer_text() == "(no valid answer)"
+    assert all("no valid answer" in bad.per_candidate[l] for l in "ABCD")
+
+
+def test_screen_stream_with_a_real_tiny_model(tiny_internvl, five):
+    # The model streams: the text grows through several steps and the final answer is parsed from it.
+    screener = H.Screener.load(tiny_internvl, max_new_tokens=24)
+    images = H.collect_images(*five)
+    steps = list(H.screen_stream(screener, images, "cot"))
+    lengths = [len(s.reasoning) for s in steps]
+    assert steps[0].reasoning == "" and not steps[0].done
+    assert lengths == sorted(lengths) and len(set(lengths)) >= 3
+    assert steps[-1].done and steps[-1].answer == parse_answer(steps[-1].reasoning)
+    assert "first token after" in steps[-1].status
+
+
+def test_model_error_becomes_a_clear_runtime_error(tiny_internvl, five):
+    # A broken model (no processor) fails with a message naming the cause; nothing else breaks.
+    from labkit.models import load
+
+    model, _ = load(tiny_internvl)
+    screener = H.Screener(model, processor=None)
+    with pytest.raises(RuntimeError, match="the model failed"):
+        list(H.screen_stream(screener, H.collect_images(*five), "cot"))
+    with pytest.raises(H.UserError, match="unknown prompt form"):
+        list(H.screen_stream(screener, H.collect_images(*five), "verbose"))
+
+
+# ----------------------------------------------------------------------------- labels
+
+@pytest.mark.parametrize(
+    "accepted, tags, flag, expected",
+    [
+        (["C", "A"], [[], ["physical_shadow"], [], []], False,
+         {"answer": "AC", "candidate_defects": [[], ["physical_shadow"], [], ["unspecified"]]}),
+        (["B"], [[], [], [], []], False, {"answer": "B", "candidate_defects": None}),
+        (["N"], [["appearance_deformation"], [], [], []], False,
+         {"answer": "N", "candidate_defects": [["appearance_deformation"], ["unspecified"], ["unspecified"], ["unspecified"]]}),
+        ([], [[], [], [], []], True, {"answer": None, "candidate_defects": None}),
+    ],
+)
+def test_build_label(accepted, tags, flag, expected):
+    # Checkboxes + tags -> a label whose answer and defects agree (the store's rule).
+    assert H.build_label(accepted, tags, flag) == expected
+
+
+@pytest.mark.parametrize(
+    "accepted, tags, flag, message",
+    [
+        (["N", "A"], [[]] * 4, False, "contradicts"),
+        (["A"], [["physical_shadow"], [], [], []], False, "ticked acceptable but has defect tags"),
+        ([], [[]] * 4, False, "nothing chosen"),
+        (["E"], [[]] * 4, False, "unknown choice"),
+    ],
+)
+def test_build_label_refuses_contradictions(accepted, tags, flag, message):
+    with pytest.raises(H.UserError, match=message):
+        H.build_label(accepted, tags, flag)
+
+
+def test_save_show_and_undo_a_label_in_the_store(store_and_index):
+    store, index = store_and_index
+    key = f"{index.name}/s0001"
+    # Before labelling: no choices, the dataset has no CoT, so nothing is prefilled.
+    view = H.item_view(store, index, "ana", key, position="2 / 3")
+    assert view.accepted == [] and view.cot == "" and len(view.images) == 5
+    H.save_label(store, "ana", key, ["B"], [["appearance_deformation"], [], [], []], "B: unchanged.", False, 4.5)
+    (ev,) = store.events(sample_id="s0001")
+    assert (ev.annotator, ev.answer, ev.cot, ev.seconds) == ("ana", "B", "B: unchanged.", 4.5)
+    assert ev.candidate_defects == [["appearance_deformation"], [], ["unspecified"], ["unspecified"]]
+    # Shown again: the annotator's label and CoT come back.
+    view = H.item_view(store, index, "ana", key)
+    assert view.accepted == ["B"] and view.tags[0] == ["appearance_deformation"] and view.cot_source == "your label"
+    # Undo retracts it and names the sample; the current label is gone, the history stays.
+    assert H.undo_label(store, "ana") == key
+    assert H.item_view(store, index, "ana", key).accepted == []
+    assert [e.kind for e in store.events(sample_id="s0001")] == ["label", "undo"]
+    assert H.undo_label(store, "ana") is None
+
+
+def test_mined_responses_prefill_the_cot(store_and_index, tmp_path):
+    # hard_cases.jsonl from `labkit mine-hard` carries the model's response: it prefills the CoT.
+    store, index = store_and_index
+    path = tmp_path / "hard_cases.jsonl"
+    rows = [{"id": "s0000", "response": "<think>A: warped.</think><answer>B</answer>", "prediction": "B",
+             "answer": "AC", "hard": True}, {"id": "s0001", "response": "x", "hard": False}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert store.import_hard_cases(path, index.name) == 1
+    mined = H.read_mined_responses(path)
+    view = H.item_view(store, index, "ana", f"{index.name}/s0000", mined=mined)
+    assert view.cot == rows[0]["response"] and view.cot_source == "mining"
+    assert [k.sample_id for k in store.queue("hard", dataset=index.name, annotator="ana")] == ["s0000"]
+
+
+def test_item_of_another_dataset_or_no_key_is_refused(store_and_index):
+    store, index = store_and_index
+    with pytest.raises(H.UserError, match="no sample loaded"):
+        H.parse_key("")
+    with pytest.raises(H.UserError, match="belongs to dataset 'other'"):
+        H.item_view(store, index, "ana", "other/s0000")
+
+
+def test_figures_carry_the_store_numbers(store_and_index):
+    store, index = store_and_index
+    store.add_annotator("bo")
+    H.save_label(store, "ana", f"{index.name}/s0000", ["A"], [[]] * 4)
+    H.save_label(store, "bo", f"{index.name}/s0000", ["A"], [[]] * 4)
+    fig = H.progress_figure(store.progress(index.name))
+    bars = dict(zip(fig.data[0].x, fig.data[0].y))
+    assert bars["samples"] == 3 and bars["labelled"] == 1 and bars["unlabelled"] == 2
+    assert dict(zip(fig.data[1].x, fig.data[1].y)) == {"ana": 1, "bo": 1}
+    agree = H.agreement_figure(store.agreement(index.name))
+    assert dict(zip(agree.data[0].x, agree.data[0].y))["exact answer"] == 1.0
+
+
+# ----------------------------------------------------------------------------- login
+
+def test_auth_file_formats_and_checks(tmp_path, store_and_index):
+    from labkit.store import hash_password
+
+    store, _ = store_and_index
+    lines = tmp_path / "users.txt"
+    lines.write_text(f"# annotators\nana:s3cret\nbo:{hash_password('hunter2')}\ncy:\n")
+    users = H.read_auth_file(lines)
+    assert set(users) == {"ana", "bo", "cy"}
+    store.add_annotator("cy", password="from-store")
+    auth = H.make_auth(users, store)
+    assert auth("ana", "s3cret") and not auth("ana", "wrong")
+    assert auth("bo", "hunter2") and not auth("bo", "s3cret")
+    assert auth("cy", "from-store") and not auth("cy", "")
+    assert not auth("mallory", "s3cret")  # not listed in the file
+    js = tmp_path / "users.json"
+    js.write_text(json.dumps({"ana": "pw"}))
+    assert H.read_auth_file(js) == {"ana": "pw"}
+    bad = tmp_path / "bad.txt"
+    bad.write_text("no separator here\n")
+    with pytest.raises(ValueError, match=r"bad.txt:1: expected 'user:password'"):
+        H.read_auth_file(bad)
