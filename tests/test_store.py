@@ -302,3 +302,34 @@ def test_killed_writer_loses_at_most_its_event_in_flight(tmp_path):
     reopened = AnnotationStore(path)
     assert reopened.integrity_check() == "ok"
     assert all(e.cot.endswith("x" * 1000) for e in reopened.events())   # no torn events
+
+
+def test_cli_round_trip(tmp_path, handmade_dataset, monkeypatch, capsys):
+    # `labkit store` init / add-annotator (password from stdin) / register / import-hard (a mining
+    # folder) / queue / agreement / export, on one file.
+    import io
+
+    from labkit.cli import main
+
+    db = str(tmp_path / "cli.sqlite")
+    assert main(["store", "init", "--db", db]) == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO("pw1\n"))
+    assert main(["store", "add-annotator", "ana", "--password-stdin", "--db", db]) == 0
+    assert main(["store", "add-annotator", "bo", "--db", db]) == 0
+    assert main(["store", "register", "--data", str(handmade_dataset), "--split", "train", "--dataset", "hm", "--db", db]) == 0
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "hard_cases.jsonl").write_text("".join(json.dumps({"id": f"s000{i}", "hard": i % 2 == 1}) + "\n" for i in range(4)))
+    assert main(["store", "import-hard", str(mine), "--dataset", "hm", "--db", db]) == 0
+    st = AnnotationStore(db)
+    assert st.verify_annotator("ana", "pw1") and not st.verify_annotator("ana", "pw2")
+    for name in ("ana", "bo"):
+        st.add_label(name, "hm", "s0001", answer="B")
+    capsys.readouterr()
+    assert main(["store", "queue", "hard", "--dataset", "hm", "--db", db]) == 0
+    assert capsys.readouterr().out.split() == ["hm", "s0001", "hm", "s0003"]
+    assert main(["store", "agreement", "--db", db, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["exact_agreement"] == 1.0
+    assert main(["store", "export", "--dataset", "hm", "--out", str(tmp_path / "exp"), "--min-votes", "2", "--db", db]) == 0
+    assert "exported 1 sample" in capsys.readouterr().out
+    assert main(["store", "import-hard", str(tmp_path / "nope.txt"), "--dataset", "hm", "--db", db]) == 1   # clear error
