@@ -159,7 +159,8 @@ def _decorate(img: Image.Image, box, style: str, size_frac: float, n: int, seed_
 
 
 def render_candidate(bg: np.ndarray, scene: Scene, product: Product, placement: dict, defects: list[dict]):
-    """One candidate image (HxWx3 uint8) and info (``box``, ``mask`` of the product's pixels, ``base``)."""
+    """One candidate image (HxWx3 uint8) and info: ``box`` and ``mask`` of the product's pixels,
+    ``base`` (the surface row it stands on) and ``extras`` (boxes of invented items)."""
     size = bg.shape[0]
     by = {d["kind"]: d["params"] for d in defects}
     mods: dict = {}
@@ -207,17 +208,20 @@ def render_candidate(bg: np.ndarray, scene: Scene, product: Product, placement: 
 
     # Invented items on the surface go in first, so the product always stays in front of them.
     img = bg
+    extras = []   # boxes of invented items (for tests and inspection)
     if "second_product" in by:
         q = by["second_product"]
         other = random_product(np.random.default_rng(q["seed"]))
         spr = draw_product(other, max(8, h * q["scale"]))
         xo = x_c + q["side"] * (W / 2 + spr.size[0] / 2 + size * 0.02)
-        img = compose(img, scene, spr, xo, base - size * 0.01)[0]
+        img, extra = compose(img, scene, spr, xo, base - size * 0.01)
+        extras.append(extra["box"])
     if "added_prop" in by:
         q = by["added_prop"]
         spr = draw_prop(q["prop"], size, q["scale"] * h / (q["prop"]["h"] * size))
         xo = x_c + q["side"] * (W / 2 + spr.size[0] / 2 + size * 0.015)
-        img = compose(img, scene, spr, xo, base + size * 0.005)[0]
+        img, extra = compose(img, scene, spr, xo, base + size * 0.005)
+        extras.append(extra["box"])
     if "pills" in by:
         q = by["pills"]
         pim = Image.fromarray(img)
@@ -228,6 +232,7 @@ def render_candidate(bg: np.ndarray, scene: Scene, product: Product, placement: 
             cx = x_c + side * (W / 2 + length * 0.8 + (fx % 1.0) * size * 0.12)
             cy = base + fy * size * 0.5
             _pill(d, cx, cy, length, ang, col)
+            extras.append([int(cx - length), int(cy - length), int(cx + length) + 1, int(cy + length) + 1])
         img = np.asarray(pim)
     img, info = compose(img, scene, sprite, x_c, base, lift=lift, sink=sink, shadows=shadows, contact=contact,
                         contact_dx=contact_dx)
@@ -236,6 +241,7 @@ def render_candidate(bg: np.ndarray, scene: Scene, product: Product, placement: 
         pim = Image.fromarray(img)
         _decorate(pim, info["box"], q["style"], q["size"], q["n"], info["mask"])
         img = np.asarray(pim)
+    info["extras"] = extras
     return img, info
 
 

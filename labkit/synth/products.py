@@ -133,6 +133,12 @@ def font(size: int):
     return ImageFont.load_default(size=max(4, int(size)))
 
 
+@lru_cache(maxsize=1024)
+def _unit_length(text: str) -> float:
+    """Width of ``text`` per pixel of font size."""
+    return max(font(100).getlength(text), 1.0) / 100
+
+
 def _darker(rgb, f=0.75):
     return tuple(int(c * f) for c in rgb)
 
@@ -150,11 +156,21 @@ def _text(draw, box, text, fill, max_size):
         cy = (y0 + y1) / 2
         draw.line([(x0 + (x1 - x0) * 0.15, cy), (x1 - (x1 - x0) * 0.15, cy)], fill=fill, width=1)
         return
+    # Text width grows linearly with the font size: one measurement (cached) fits it.
+    size = max(5, min(size, int((x1 - x0) * 0.92 / _unit_length(text))))
+    mask, left, top = _text_mask(text, size)
+    draw.bitmap((int(round((x0 + x1) / 2 + left)), int(round((y0 + y1) / 2 + top))), mask, fill=fill)
+
+
+@lru_cache(maxsize=4096)
+def _text_mask(text: str, size: int):
+    """Rendered glyphs of ``text`` as an L mask plus its offset from the centre (cached: rendering
+    glyphs is the slowest part of drawing a product)."""
     f = font(size)
-    while size > 5 and f.getlength(text) > (x1 - x0) * 0.92:
-        size -= 1
-        f = font(size)
-    draw.text(((x0 + x1) / 2, (y0 + y1) / 2), text, fill=fill, font=f, anchor="mm")
+    left, top, right, bottom = f.getbbox(text, anchor="mm")
+    mask = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
+    ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=f, anchor="mm")
+    return mask, left, top
 
 
 def _logo(draw, shape, cx, cy, r, fill):
@@ -362,44 +378,45 @@ def draw_product(p: Product, height: int, mods: dict | None = None) -> Image.Ima
         _DRAW[p.kind](ImageDraw.Draw(img), p, W, height, colours, mods)
     if mods.get("shear") or mods.get("aspect", 1.0) != 1.0:
         img = _warp(img, mods.get("shear", 0.0), mods.get("aspect", 1.0))
+    if mods.get("missing"):
+        # Without its bottom part (a tube's cap) the product must still stand on its lowest pixel.
+        img = img.crop(img.getchannel("A").getbbox())
     n = int(mods.get("quantity", 1))
     if n > 1:
+        # Copies overlap like a row of packs, the front one last, so the row stays on screen.
         W, H = img.size
-        gap = max(1, W // 12)
-        out = Image.new("RGBA", (n * W + (n - 1) * gap, H), (0, 0, 0, 0))
-        for i in range(n):
-            out.paste(img, (i * (W + gap), 0))
+        step = max(1, int(W * 0.62))
+        out = Image.new("RGBA", (W + (n - 1) * step, H), (0, 0, 0, 0))
+        for i in reversed(range(n)):
+            out.paste(img, (i * step, 0), img)
         img = out
     return img
 
 
 def product_from_photo(path, segmenter=None) -> Product:
-    """A `Product` from a photo of a product on a plain background (threshold + largest component).
+    """A `Product` from a photo of a product on a plain background.
 
-    ``segmenter(image) -> result`` with ``.mask`` (bool HxW) and ``.crop`` is
-    `labkit.segment.threshold_segment` by default.
+    ``segmenter(image) -> Segmentation`` (with ``.crop``, the RGBA cut-out) is
+    `labkit.segment.threshold_segment` (threshold + largest connected component) by default.
+    Raises ValueError naming the file when no product can be cut out.
     """
     from pathlib import Path
 
     if segmenter is None:
         from labkit.segment import threshold_segment as segmenter
-    img = Image.open(path)
-    img.load()
-    img = img.convert("RGB")
-    result = segmenter(img)
-    mask = np.asarray(result.mask).astype(bool)
-    if mask.shape != (img.size[1], img.size[0]) or mask.sum() < 64:
-        raise ValueError(f"{path}: the segmenter found no product (mask of {int(mask.sum())} pixels)")
-    ys, xs = np.nonzero(mask)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    rgb = np.asarray(img)[y0:y1, x0:x1]
-    alpha = (mask[y0:y1, x0:x1] * 255).astype(np.uint8)
-    pixels = np.dstack([rgb, alpha])
+    try:
+        result = segmenter(str(path))
+    except ValueError as exc:
+        raise ValueError(f"{path}: cannot cut a product out of this photo ({exc})") from exc
+    crop = result.crop if result.crop.mode == "RGBA" else result.crop.convert("RGBA")
     # Keep photos small in memory; sprites are drawn at most ~0.8 of the image size.
-    if max(pixels.shape[:2]) > 512:
-        f = 512 / max(pixels.shape[:2])
-        pim = Image.fromarray(pixels, "RGBA").resize((max(2, int(pixels.shape[1] * f)), max(2, int(pixels.shape[0] * f))), Image.BILINEAR)
-        pixels = np.asarray(pim)
-    mean = tuple(int(c) for c in rgb[mask[y0:y1, x0:x1]].mean(axis=0))
+    if max(crop.size) > 512:
+        f = 512 / max(crop.size)
+        crop = crop.resize((max(2, int(crop.size[0] * f)), max(2, int(crop.size[1] * f))), Image.BILINEAR)
+    pixels = np.asarray(crop).copy()
+    inside = pixels[..., 3] >= 128
+    if inside.sum() < 16:
+        raise ValueError(f"{path}: the segmenter found no product ({int(inside.sum())} pixels)")
+    mean = tuple(int(c) for c in pixels[..., :3][inside].mean(axis=0))
     return Product("photo", float(pixels.shape[1] / pixels.shape[0]), mean, mean, mean, Path(path).stem, "", "none",
                    photo=Path(path).name, pixels=pixels)

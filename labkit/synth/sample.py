@@ -259,7 +259,7 @@ def render_sample(index: int, split: str, config: SynthConfig, focus: str | None
         "product": spec.product.identity(),
         "scene": spec.scene.to_meta(),
         "candidates": [
-            {"placement": pl, "defects": d, "kinds": [r["kind"] for r in d], "box": info["box"]}
+            {"placement": pl, "defects": d, "kinds": [r["kind"] for r in d], "box": info["box"], "extras": info["extras"]}
             for pl, d, info in zip(spec.placements, spec.defects, infos)
         ],
     }

@@ -233,31 +233,34 @@ def render_background(scene: Scene, size: int) -> np.ndarray:
 
 
 def shadow_mask(alpha: Image.Image, x0: float, base: float, size: int, direction: int, length: float,
-                squash: float, dx: float = 0.0, dy: float = 0.0) -> np.ndarray:
-    """Float mask (size x size, 0..1) of the shadow that a sprite standing at (x0, base) casts
-    on the surface: each point at height v above the base falls ``direction*length*v`` to the
-    side and ``squash*v`` up the image (further back). ``dx, dy`` move the whole shadow."""
+                squash: float, dx: float = 0.0, dy: float = 0.0, roi=None) -> np.ndarray:
+    """Float mask (0..1) of the shadow that a sprite standing at (x0, base) casts on the surface:
+    each point at height v above the base falls ``direction*length*v`` to the side and
+    ``squash*v`` up the image (further back). ``dx, dy`` move the whole shadow. ``roi``
+    (ox, oy, w, h) limits the output to that window of the image (default: all of it)."""
+    ox, oy, w, hgt = roi or (0, 0, size, size)
     h = alpha.size[1]
     k = direction * length
     c = max(squash, 1e-3)
-    # Output pixel (x, y) reads sprite pixel (u, r): r = h - (base+dy - y)/c, u = x - x0 - dx - k*(base+dy - y)/c.
-    b = base + dy
-    data = (1.0, k / c, -x0 - dx - k * b / c, 0.0, 1.0 / c, h - b / c)
-    m = alpha.transform((size, size), Image.AFFINE, data, resample=Image.BILINEAR)
-    blur = max(1.0, size / 180)
-    m = m.filter(ImageFilter.BoxBlur(blur))
-    return np.asarray(m, np.float32) / 255.0
+    b = base + dy - oy
+    # Output pixel (x, y) of the window reads sprite pixel (u, r) with v = (b - y)/c its height:
+    # r = h - v, u = ox + x - x0 - dx - k*v.
+    data = (1.0, k / c, ox - x0 - dx - k * b / c, 0.0, 1.0 / c, h - b / c)
+    m = alpha.transform((w, hgt), Image.AFFINE, data, resample=Image.BILINEAR)
+    m = m.filter(ImageFilter.BoxBlur(max(1.0, size / 180)))
+    return np.asarray(m, np.float32) * (1.0 / 255.0)
 
 
-def contact_mask(x0: float, x1: float, base: float, size: int, dx: float = 0.0) -> np.ndarray:
-    """A soft dark ellipse where an object touches the surface."""
-    m = Image.new("L", (size, size), 0)
+def contact_mask(x0: float, x1: float, base: float, size: int, dx: float = 0.0, roi=None) -> np.ndarray:
+    """A soft dark ellipse where an object touches the surface (window ``roi`` as in `shadow_mask`)."""
+    ox, oy, w, hgt = roi or (0, 0, size, size)
+    m = Image.new("L", (w, hgt), 0)
     d = ImageDraw.Draw(m)
-    w = x1 - x0
-    hh = max(1.5, w * 0.06)
-    d.ellipse([x0 + dx - w * 0.04, base - hh, x1 + dx + w * 0.04, base + hh * 0.6], fill=255)
+    ww = x1 - x0
+    hh = max(1.5, ww * 0.06)
+    d.ellipse([x0 + dx - ww * 0.04 - ox, base - hh - oy, x1 + dx + ww * 0.04 - ox, base + hh * 0.6 - oy], fill=255)
     m = m.filter(ImageFilter.BoxBlur(max(1.0, size / 200)))
-    return np.asarray(m, np.float32) / 255.0
+    return np.asarray(m, np.float32) * (1.0 / 255.0)
 
 
 def compose(bg: np.ndarray, scene: Scene, sprite: Image.Image, x_c: float, base: float, *,
@@ -276,14 +279,29 @@ def compose(bg: np.ndarray, scene: Scene, sprite: Image.Image, x_c: float, base:
     alpha = sprite.getchannel("A")
     if shadows is None:
         shadows = [dict(direction=scene.shadow_dir, length=scene.shadow_len, alpha=scene.shadow_alpha, dx=0.0, dy=0.0)]
-    shade = np.zeros((size, size), np.float32)
-    for s in shadows:
-        m = shadow_mask(alpha, x0, base, size, s["direction"], s["length"], scene.shadow_squash, s.get("dx", 0.0), s.get("dy", 0.0))
-        shade = np.maximum(shade, m * s["alpha"])
-    if contact:
-        shade = np.maximum(shade, contact_mask(x0, x0 + W, base, size, contact_dx) * 0.75)
-    out = bg.astype(np.float32) * (1.0 - shade[..., None])
-    out = np.clip(out, 0, 255).astype(np.uint8)
+    out = bg.copy()
+    # Shadows are computed only in the window they can reach (speed: most of the image is untouched).
+    pad = int(size / 90) + 3
+    left = min([x0 + min(0.0, s.get("dx", 0.0)) - (abs(s["length"]) * H if s["direction"] < 0 else 0) for s in shadows]
+               + [x0 + min(0.0, contact_dx) - W * 0.1])
+    right = max([x0 + W + max(0.0, s.get("dx", 0.0)) + (abs(s["length"]) * H if s["direction"] > 0 else 0) for s in shadows]
+                + [x0 + W + max(0.0, contact_dx) + W * 0.1])
+    top_y = base - scene.shadow_squash * H - max([abs(s.get("dy", 0.0)) for s in shadows] + [0.0])
+    ox, oy = max(0, int(left) - pad), max(int(round(scene.horizon * size)), int(top_y) - pad)
+    ox1, oy1 = min(size, int(right) + pad), min(size, int(base + W * 0.1) + pad)
+    if (shadows or contact) and ox1 > ox and oy1 > oy:
+        roi = (ox, oy, ox1 - ox, oy1 - oy)
+        shade = np.zeros((roi[3], roi[2]), np.float32)
+        for s in shadows:
+            m = shadow_mask(alpha, x0, base, size, s["direction"], s["length"], scene.shadow_squash,
+                            s.get("dx", 0.0), s.get("dy", 0.0), roi=roi)
+            np.maximum(shade, m * s["alpha"], out=shade)
+        if contact:
+            np.maximum(shade, contact_mask(x0, x0 + W, base, size, contact_dx, roi=roi) * 0.75, out=shade)
+        # Cast shadows lie on the support surface only (the window starts at its back edge).
+        region = out[oy:oy1, ox:ox1].astype(np.float32)
+        region *= (1.0 - shade)[..., None]
+        out[oy:oy1, ox:ox1] = region.astype(np.uint8)
     visible = sprite
     if sink > 0:
         keep = max(1, H - int(round(sink)))
