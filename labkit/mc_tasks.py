@@ -8,7 +8,8 @@ An item of a prepared MC folder (`labkit.mc_data`) becomes, like a screening sam
 - an SFT row (``messages`` + ``images``, `to_mc_sft_row`). The benchmarks ship no chains
   of thought, so the CoT target is a short *generic* think that names the chosen option
   followed by the answer tag (`mc_target`); it teaches the format GRPO's rewards need, not
-  reasoning. ``form: direct`` teaches the bare letter instead;
+  reasoning (it names no option text, so long options do not lengthen it). ``form: direct``
+  teaches the bare letter instead;
 - a GRPO row (conversational ``prompt`` with one ``{"type": "image"}`` per image, ``images``,
   ``answer`` letter, ``id``, ``dimension`` = category, ``n_options``), which TRL passes to
   the rewards ``mc_format`` and ``mc_accuracy`` (`labkit.mc_metrics`) as keyword arguments.
@@ -66,8 +67,7 @@ def mc_target(answer: str, options: list[str], form: str = "cot") -> str:
         return answer
     if form != "cot":
         raise ValueError(f"unknown prompt form {form!r}")
-    text = options[letters.index(answer)]
-    return f"<think>Checking each option against the image(s), option {answer} ({text}) is the one that fits.</think><answer>{answer}</answer>"
+    return f"<think>I compare each option with the image(s): option {answer} fits.</think><answer>{answer}</answer>"
 
 
 def item_images(item: dict, image_size: int | None = None) -> list:

@@ -320,3 +320,58 @@ def test_prompt_and_rows(tmp_path):
     # The SFT target earns full reward (the format GRPO needs is what SFT teaches).
     targets = [s["messages"][1]["content"][0]["text"] for s in sft]
     assert mc_metrics.mc_format_reward(targets, n_options=ds["n_options"]) == [1.0] * len(ds)
+
+
+# ----------------------------------------------------------------------------- recipes, model
+
+def test_generalise_recipes_and_set_load(tmp_path):
+    # Every generalise recipe validates (mc rewards are registered; no DPA anywhere); the set
+    # lists base -> sft -> mine -> grpo -> hcm-grpo; the small recipes build TRL rows from an MC folder.
+    import glob
+
+    from labkit.ablate import load_recipe_set
+    from labkit.recipes import load_recipe
+
+    files = sorted(glob.glob("recipes/generalise/*/*.yaml"))
+    assert len(files) == 12
+    for f in files:
+        r = load_recipe(f)  # also checks the training keys against TRL's config classes
+        if r.stage == "grpo":
+            assert r.rewards == {"mc_format": 1.0, "mc_accuracy": 1.0}, f
+            assert bool(r.hcm) == (r.arm == "hcm-grpo") and (not r.hcm or r.hcm["late_mix"] == "all+hard"), f
+    rs = load_recipe_set("generalise")
+    assert [a.name for a in rs.arms] == ["base", "sft", "mine", "grpo", "hcm-grpo"]
+    data = tmp_path / "run" / "data"
+    mc_data.prepare("muirbench", write_muirbench(tmp_path / "MUIR"), data, seed=0)
+    overrides = {"run_dir": str(tmp_path / "run"), "data": str(data)}
+    sft_rows, info = mc_tasks.build_mc_sft_dataset(load_recipe("recipes/generalise/small/sft.yaml", overrides))
+    assert info["rows"] == len(sft_rows) == 4 and sft_rows[0]["images"][0].size == (56, 56)
+    grpo_rows = mc_tasks.build_mc_grpo_dataset(load_recipe("recipes/generalise/small/grpo.yaml", overrides))
+    assert sorted(grpo_rows["id"]) == sorted(mc_data.load_mc(data, "train")["id"])
+    # Screening rewards on MC data are refused (they cannot parse E, or one-of-many letters).
+    screening = load_recipe("recipes/generalise/small/grpo.yaml", {**overrides, "rewards": {"format": 1.0, "accuracy": 1.0}})
+    with pytest.raises(ValueError, match="mc_format and mc_accuracy"):
+        mc_tasks.build_mc_grpo_dataset(screening)
+
+
+def test_evaluate_with_tiny_model_is_scored_and_resumable(tmp_path, tiny_internvl):
+    # A tiny InternVL answers the BLINK test half through the lab's batched generation; the
+    # result is score_mc over predictions.jsonl (micro, macro, per subtask); a rerun resumes.
+    out = tmp_path / "prep"
+    mc_data.prepare("blink", write_blink(tmp_path / "BLINK"), out, seed=0)
+    run = tmp_path / "eval"
+    res = mc_tasks.evaluate_mc(str(tiny_internvl), out, "test", image_size=28, max_new_tokens=8, batch_size=4,
+                               out_dir=run, progress=False)
+    rows = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+    assert res["n"] == len(rows) == 4 and res["generated"] == 4
+    assert set(res["per_dimension"]) == {"Art Style", "Counting"} and res["n_per_dimension"] == {"Art Style": 2, "Counting": 2}
+    assert res["overall"] == pytest.approx(100 * sum(r["correct"] for r in rows) / 4)
+    assert res["macro"] == pytest.approx(sum(res["per_dimension"].values()) / 2)
+    assert res["random_baseline"] == pytest.approx(100 * (0.5 + 0.25) / 2)
+    for r in rows:
+        assert r["prediction"] == mc_metrics.parse_mc_answer(r["response"], r["n_options"])
+    again = mc_tasks.evaluate_mc(str(tiny_internvl), out, "test", image_size=28, max_new_tokens=8, batch_size=4,
+                                 out_dir=run, progress=False)
+    assert again["generated"] == 0 and again["resumed"] == 4 and again["overall"] == res["overall"]
+    with pytest.raises(ValueError, match="other settings"):
+        mc_tasks.evaluate_mc(str(tiny_internvl), out, "test", image_size=28, max_new_tokens=9, out_dir=run, progress=False)
