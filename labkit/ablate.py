@@ -201,7 +201,12 @@ class Runner:
                 t = time.time()
                 build_model(build.get("arch", "internvl"), build.get("size", "small"), base_dir, seed=build.get("seed", self.seed))
                 times["base_s"] = time.time() - t
-        return times
+        # Kept on disk so a resumed run still counts the setup in results.json's minutes.
+        setup_path = self.out / "setup.json"
+        saved = json.loads(setup_path.read_text()) if setup_path.exists() else {}
+        saved.update(times)
+        setup_path.write_text(json.dumps(saved, indent=2) + "\n")
+        return saved
 
     # ------------------------------------------------------------------ arms
     def evaluate_model(self, model, conversion: dict, out_dir: Path) -> dict:
@@ -281,9 +286,10 @@ class Runner:
                 raise RuntimeError(f"arm {arm.name!r} needs {dep!r}, which has not finished")
         arm_dir.mkdir(parents=True, exist_ok=True)
         print(f"\n=== arm {arm.name} ({arm.kind}) ===", flush=True)
-        t = time.time()
+        t, cpu = time.time(), time.process_time()
         res = {"train": self.run_train, "eval": self.run_eval, "mine": self.run_mine}[arm.kind](arm, arm_dir)
-        res.update(kind=arm.kind, tables=list(arm.tables), dir=arm.name, wall_s=time.time() - t,
+        # cpu_s: this process's CPU time (all threads); with other jobs on the machine wall_s grows, cpu_s much less.
+        res.update(kind=arm.kind, tables=list(arm.tables), dir=arm.name, wall_s=time.time() - t, cpu_s=time.process_time() - cpu,
                    description=arm.description, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
         marker.write_text(json.dumps(res, indent=2, default=str) + "\n")
         return res
@@ -316,14 +322,15 @@ class Runner:
                 continue
             res = json.loads(marker.read_text())
             if arm.kind == "mine":
-                results["mining"] = {k: res.get(k) for k in ("n", "hard", "easy", "hard_fraction", "unparsed", "split", "model", "wall_s")}
+                results["mining"] = {k: res.get(k) for k in ("n", "hard", "easy", "hard_fraction", "unparsed", "split", "model", "wall_s", "cpu_s")}
                 results["mining"]["dir"] = arm.name
                 continue
             results["arms"][arm.name] = {k: res.get(k) for k in (
-                "overall", "per_dimension", "random_baseline", "random_per_dimension", "n", "unparsed", "wall_s",
+                "overall", "per_dimension", "random_baseline", "random_per_dimension", "n", "unparsed", "wall_s", "cpu_s",
                 "train_s", "eval_s", "kind", "tables", "dir", "model", "description", "conversion")}
-        results["minutes"] = sum((r.get("wall_s") or 0) for r in results["arms"].values()) / 60 + \
-            ((results["mining"] or {}).get("wall_s") or 0) / 60
+        setup = results.get("setup") or {}
+        results["minutes"] = (sum((r.get("wall_s") or 0) for r in results["arms"].values())
+                              + ((results["mining"] or {}).get("wall_s") or 0) + sum(setup.values())) / 60
         return results
 
     def write(self, results: dict, report: bool = True) -> None:
