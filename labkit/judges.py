@@ -151,7 +151,10 @@ class Judge:
 
     @property
     def spec(self) -> str:
+        """``kind:model``, the string `make_judge` takes (also the judge's name in reports)."""
         return f"{self.kind}:{self.model}"
+
+    name = spec
 
     def params(self) -> dict:
         """Request parameters that change the reply (part of the cache key)."""
@@ -380,6 +383,7 @@ class LocalJudge(Judge):
         self.gen = gen
         self._loaded = None
         self._load_lock = threading.Lock()
+        self._gen_lock = threading.Lock()
 
     def params(self) -> dict:
         return {"max_new_tokens": self.max_new_tokens, **self.gen}
@@ -403,11 +407,15 @@ class LocalJudge(Judge):
         return self._send_many([(messages, pngs)], 1, False)[0]
 
     def _send_many(self, items, concurrency, progress):
+        model, processor = self.loaded()
+        with self._gen_lock:  # one generate at a time: the model and processor are shared
+            return self._generate(model, processor, items, progress)
+
+    def _generate(self, model, processor, items, progress):
         from PIL import Image
 
         from labkit.evaluate import generate_responses
 
-        model, processor = self.loaded()
         batch = [([Image.open(io.BytesIO(p)).convert("RGB") for p in pngs], flatten_text(messages)) for messages, pngs in items]
         texts = generate_responses(model, processor, batch, batch_size=self.batch_size,
                                    max_new_tokens=self.max_new_tokens, progress=progress, **self.gen)
