@@ -8,7 +8,7 @@ What it holds (``data/annotations.sqlite`` by default):
 - **label events**, append-only: who, when, answer (canonical, via
   `labkit.metrics.canonical_answer`), per-candidate defect tags, CoT text, a flag, seconds
   spent. An *undo* is itself an event that retracts the annotator's previous label; nothing
-  is ever updated or deleted, so the full history stays auditable;
+  is ever updated or deleted (database triggers refuse it), so the full history stays auditable;
 - **hard cases** imported from HCM mining.
 
 The *current label* of a sample for one annotator is that annotator's latest label event that
@@ -241,6 +241,13 @@ class AnnotationStore:
         if dataset:
             sql, params = sql + " WHERE dataset = ?", (dataset,)
         return [SampleKey(*r) for r in self.query(sql + " ORDER BY id", params)]
+
+    def sample_source(self, dataset: str, sample_id: str) -> tuple[str | None, str | None]:
+        """``(source_dir, split)`` a sample was registered from (where its images are)."""
+        row = self.query("SELECT source_dir, split FROM samples WHERE dataset = ? AND sample_id = ?", (dataset, sample_id))
+        if not row:
+            raise StoreError(f"unknown sample {sample_id!r} in dataset {dataset!r}; register it first")
+        return row[0][0], row[0][1]
 
     def _sample_pk(self, conn, dataset: str, sample_id: str) -> int:
         row = conn.execute("SELECT id FROM samples WHERE dataset = ? AND sample_id = ?", (dataset, sample_id)).fetchone()

@@ -87,8 +87,17 @@ def _m2_hard_cases_and_notes(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m3_append_only(conn: sqlite3.Connection) -> None:
+    """Version 3: the database itself refuses to change or delete a label event (append-only)."""
+    for op in ("UPDATE", "DELETE"):
+        conn.execute(
+            f"CREATE TRIGGER events_no_{op.lower()} BEFORE {op} ON events "
+            "BEGIN SELECT RAISE(ABORT, 'label events are append-only: add an undo event instead'); END"
+        )
+
+
 # Ordered: MIGRATIONS[i] takes the schema from version i to version i + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_core, _m2_hard_cases_and_notes]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_core, _m2_hard_cases_and_notes, _m3_append_only]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -32,8 +32,20 @@ def store(tmp_path, handmade_dataset):
 def test_wal_mode_and_schema_version(store):
     # The file is in WAL mode and at the newest schema version.
     assert store.query("PRAGMA journal_mode")[0][0] == "wal"
-    assert store.version == 2
-    assert [r[0] for r in store.query("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+    assert store.version == 3
+    assert [r[0] for r in store.query("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
+
+
+def test_events_are_append_only_in_the_database(store):
+    # Even raw SQL cannot rewrite or delete history (triggers of schema version 3).
+    store.add_label("ana", "hm", "s0000", answer="A")
+    conn = sqlite3.connect(store.path)
+    for sql in ("UPDATE events SET answer = 'B'", "DELETE FROM events"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute(sql)
+    conn.close()
+    assert [e.answer for e in store.events()] == ["A"]
+    assert store.sample_source("hm", "s0000")[1] == "train"
 
 
 def test_register_is_idempotent(store, handmade_dataset):
@@ -195,7 +207,7 @@ def test_export_round_trip_into_training(store, handmade_dataset, tmp_path):
 
 
 def test_migration_from_version_1(tmp_path):
-    # A store written by schema version 1 opens, is upgraded to 2, and keeps its events.
+    # A store written by schema version 1 opens, is upgraded to 3, and keeps its events.
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path, isolation_level=None)
     assert migrate(conn, target=1) == 1
@@ -206,7 +218,7 @@ def test_migration_from_version_1(tmp_path):
     assert [r[1] for r in conn.execute("PRAGMA table_info(events)")].count("note") == 0
     conn.close()
     st = AnnotationStore(path)
-    assert st.version == 2 == schema_version(sqlite3.connect(path))
+    assert st.version == 3 == schema_version(sqlite3.connect(path))
     ev = st.current_labels()[("hm", "s0000")]["ana"]
     assert (ev.answer, ev.cot, ev.note) == ("AC", "old", "")
     st.add_label("ana", "hm", "s0000", answer="B", note="new column")
