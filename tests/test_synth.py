@@ -351,3 +351,43 @@ def test_cli_synth_and_show(tmp_path, synth_dataset, capsys):
     assert main(["show", str(synth_dataset), "--id", "explore-000000", "--out", str(tmp_path / "e.png")]) == 0
     assert main(["show", str(synth_dataset), "--id", "nope-1"]) == 1
     assert "no sample with id 'nope-1'" in capsys.readouterr().err
+
+
+def test_weak_pseudo_labels_and_short_cot():
+    """pseudo_label_accuracy < 1 imitates a weak annotator: about that share of answers is right,
+    the CoT reaches the (possibly wrong) answer, the truth stays in meta; cot_style="short"
+    gives one verdict per image."""
+    from labkit.data import validate_sample
+
+    cfg = SynthConfig(size=48, pseudo_label_accuracy=0.4)
+    right = 0
+    for index in range(60):
+        s = render_sample(index, "pseudo_label", cfg)
+        validate_sample(s)
+        meta = json.loads(s["meta"])
+        assert s["candidate_defects"] is None and s["dimension"] is None
+        assert s["cot"].endswith(f"the answer is {s['answer']}.")
+        right += s["answer"] == meta["truth"]["answer"]
+        assert (s["answer"] == meta["truth"]["answer"]) == (meta["annotation"] == "weak-correct")
+    assert 0.25 <= right / 60 <= 0.55
+    oracle = render_sample(0, "pseudo_label", SynthConfig(size=48))
+    assert oracle["candidate_defects"] is not None and "truth" not in json.loads(oracle["meta"])
+    short = render_sample(0, "train", SynthConfig(size=48, cot_style="short"))
+    assert short["cot"].count(":") == 4 and short["cot"].endswith(f"the answer is {short['answer']}.")
+
+
+@pytest.mark.parametrize("size", [32, 48])
+def test_every_defect_draws_at_the_smallest_sizes(size):
+    """Tiny images (thin parts below a pixel) still draw every defect kind, alone and combined
+    with a size-changing one, for every product kind; the candidate keeps the image's size."""
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        product = random_product(rng, ("box", "bottle", "blister", "tube")[seed % 4])
+        scene = random_scene(rng)
+        bg = render_background(scene, size)
+        for kinds in DEFECT_KINDS.values():
+            for kind in kinds:
+                other = ("wrong_scale", "aspect", "quantity", "floating")[seed % 4]
+                defects = [make_defect(kind, seed % 2, rng, product), make_defect(other, 1.0, rng, product)]
+                img, _ = render_candidate(bg, scene, product, {"x": 0.5, "t": 0.6, "scale": 1.0}, defects)
+                assert img.shape == (size, size, 3)

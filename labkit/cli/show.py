@@ -12,6 +12,7 @@ def register(sub):
     p.add_argument("--id", required=True, help="sample id, e.g. test-000003")
     p.add_argument("--out", default=None, help="PNG to write (default: ID.png)")
     p.add_argument("--tile", type=int, default=256, help="tile side in pixels")
+    p.add_argument("--text", action="store_true", help="also print the sample's caption and CoT")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
 
@@ -57,7 +58,9 @@ def render_sheet(sample: dict, tile: int = 256):
     small = _font(12)
     for i, img in enumerate(images):
         x = 6 + i * (tile + 6)
-        sheet.paste(img.resize((tile, tile), Image.NEAREST), (x, head))
+        # Upscaling keeps pixels crisp; downscaling averages so thin text stays legible.
+        resample = Image.NEAREST if tile >= img.size[0] else Image.LANCZOS
+        sheet.paste(img.resize((tile, tile), resample), (x, head))
         if i == 0:
             d.text((x, head + tile + 4), "Original", fill="black", font=_font(16))
             continue
@@ -67,9 +70,12 @@ def render_sheet(sample: dict, tile: int = 256):
         verdict = "acceptable" if ok else ("defective" if t else "?")
         d.rectangle([x - 3, head - 3, x + tile + 2, head + tile + 2], outline=colour, width=3)
         d.text((x, head + tile + 4), f"{LETTERS[i - 1]}: {verdict}", fill=colour, font=_font(16))
-        lines = [f"{k['kind']} ({k['dimension'].split('_')[0]}, sev {k['severity']:.2f})" for k in kinds[i - 1]] \
+        # One line per defect: the finer kind and its severity (1 = obvious), then the dimension tag.
+        lines = [f"{k['kind']} {k['severity']:.2f} [{k['dimension']}]" for k in kinds[i - 1]] \
             if kinds[i - 1] else ([", ".join(t)] if t else [])
         for j, line in enumerate(lines[:3]):
+            while line and small.getlength(line) > tile:
+                line = line[:-1]
             d.text((x, head + tile + 24 + 13 * j), line, fill=colour, font=small)
     return sheet
 
@@ -79,5 +85,9 @@ def run(args) -> int:
     out = Path(args.out or f"{args.id}.png")
     out.parent.mkdir(parents=True, exist_ok=True)
     render_sheet(sample, args.tile).save(out)
+    if args.text:
+        for what in ("caption", "cot"):
+            if sample.get(what):
+                print(f"{what}:\n{sample[what]}\n")
     print(f"wrote {out}")
     return 0

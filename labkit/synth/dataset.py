@@ -126,7 +126,8 @@ def make_dataset(out, *, train: int = 0, test: int = 0, pseudo: int = 0, explora
         else:
             import multiprocessing as mp
 
-            ctx = mp.get_context("fork")
+            # spawn, not fork: a forked child of a process whose Arrow thread pools are running can hang.
+            ctx = mp.get_context("spawn")
             counter = ctx.Value("l", 0)
             # Largest tasks first so the pool finishes together.
             order = sorted(tasks, key=lambda t: t["start"] - t["stop"])

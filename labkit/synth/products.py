@@ -173,6 +173,41 @@ def _text_mask(text: str, size: int):
     return mask, left, top
 
 
+class _SafeDraw:
+    """ImageDraw for tiny sprites: a box whose far corner falls before its near one (a part
+    thinner than a pixel) becomes a one-pixel line instead of an error."""
+
+    def __init__(self, draw):
+        self._draw = draw
+
+    def __getattr__(self, name):
+        return getattr(self._draw, name)
+
+    @staticmethod
+    def _fix(box):
+        x0, y0, x1, y1 = box
+        return [x0, y0, max(x0, x1), max(y0, y1)]
+
+    def rectangle(self, box, **kw):
+        self._draw.rectangle(self._fix(box), **kw)
+
+    def ellipse(self, box, **kw):
+        self._draw.ellipse(self._fix(box), **kw)
+
+    def rounded_rectangle(self, box, radius=0, **kw):
+        self._draw.rounded_rectangle(self._fix(box), radius=radius, **kw)
+
+
+def _rrect(draw, box, radius, **kw):
+    """A rounded rectangle that degrades to a plain one when it is too small to round."""
+    x0, y0, x1, y1 = box
+    r = min(radius, (x1 - x0) / 2 - 1, (y1 - y0) / 2 - 1)
+    if r < 1 or x1 - x0 < 3 or y1 - y0 < 3:
+        draw.rectangle([x0, y0, max(x0, x1), max(y0, y1)], **kw)
+    else:
+        draw.rounded_rectangle([x0, y0, x1, y1], radius=r, **kw)
+
+
 def _logo(draw, shape, cx, cy, r, fill):
     if r < 1:
         return
@@ -233,13 +268,13 @@ def _draw_bottle(d, p: Product, W, H, colours, mods):
     cap_h, neck_h = H * 0.16, H * 0.06
     top = cap_h + neck_h
     if "cap" not in mods.get("missing", ()):
-        d.rounded_rectangle([W * 0.2, 0, W * 0.8 - 1, cap_h], radius=max(1, W * 0.05), fill=accent, outline=_darker(accent, 0.6))
+        _rrect(d, [W * 0.2, 0, W * 0.8 - 1, cap_h], max(1, W * 0.05), fill=accent, outline=_darker(accent, 0.6))
         # ridges on the cap
         for i in range(1, 4):
             x = W * 0.2 + (W * 0.6) * i / 4
             d.line([(x, 1), (x, cap_h - 1)], fill=_darker(accent, 0.7))
     d.rectangle([W * 0.28, cap_h, W * 0.72 - 1, top + 1], fill=_darker(body, 0.85))
-    d.rounded_rectangle([0, top, W - 1, H - 1], radius=max(1, W * 0.18), fill=body, outline=_darker(body, 0.6))
+    _rrect(d, [0, top, W - 1, H - 1], max(1, W * 0.18), fill=body, outline=_darker(body, 0.6))
     if "label" not in mods.get("missing", ()):
         ly0, ly1 = top + (H - top) * 0.22, top + (H - top) * 0.78
         d.rectangle([0, ly0, W - 1, ly1], fill=(250, 250, 250))
@@ -375,7 +410,7 @@ def draw_product(p: Product, height: int, mods: dict | None = None) -> Image.Ima
                 colours = (_lighter(colours[1], 0.55), colours[1], colours[2])
         W = max(4, int(round(height * p.aspect)))
         img = Image.new("RGBA", (W, height), (0, 0, 0, 0))
-        _DRAW[p.kind](ImageDraw.Draw(img), p, W, height, colours, mods)
+        _DRAW[p.kind](_SafeDraw(ImageDraw.Draw(img)), p, W, height, colours, mods)
     if mods.get("shear") or mods.get("aspect", 1.0) != 1.0:
         img = _warp(img, mods.get("shear", 0.0), mods.get("aspect", 1.0))
     if mods.get("missing"):

@@ -56,6 +56,14 @@ class SynthConfig:
     """Photos of real products on a plain background to use as originals instead of drawn ones."""
     png_compress_level: int = 1
     """PNG compression (0-9): low is fast and the files stay lossless."""
+    cot_style: str = "full"
+    """Oracle CoT: "full" (sentences naming what is wrong with each image and why) or "short"
+    (one verdict per image, e.g. "B: floating (placement)."), for small models and short budgets."""
+    pseudo_label_accuracy: float = 1.0
+    """Share of pseudo_label samples whose answer, caption and CoT are right. Below 1 the split
+    imitates a weak automatic annotator (the paper's stage 1.1 data): the other samples get one
+    candidate's verdict flipped (a missed or an invented defect), and every pseudo_label sample
+    then has dimension and candidate_defects None with the truth in meta["truth"]."""
 
     def __post_init__(self):
         mix = dict(self.dimension_mix)
@@ -74,6 +82,10 @@ class SynthConfig:
         unknown = [k for k in self.kind_weights if not any(k in kinds for kinds in DEFECT_KINDS.values())]
         if unknown:
             raise ValueError(f"kind_weights has unknown defect kind(s) {unknown}")
+        if self.cot_style not in ("full", "short"):
+            raise ValueError(f"cot_style must be 'full' or 'short', got {self.cot_style!r}")
+        if not 0.0 <= self.pseudo_label_accuracy <= 1.0:
+            raise ValueError(f"pseudo_label_accuracy must be in [0, 1], got {self.pseudo_label_accuracy}")
         bad = [k for k in self.product_kinds if k not in KINDS]
         if bad or not self.product_kinds:
             raise ValueError(f"product_kinds must be a non-empty subset of {KINDS}, got {self.product_kinds}")
@@ -264,18 +276,40 @@ def render_sample(index: int, split: str, config: SynthConfig, focus: str | None
         ],
     }
     labelled = split != "exploration"
-    if not labelled:
+    weak = split == "pseudo_label" and config.pseudo_label_accuracy < 1.0
+    if not labelled or weak:
         meta["truth"] = {"answer": answer, "dimension": dimension, "candidate_defects": tags}
+    claimed = spec.defects
+    if weak:
+        claimed = _weak_annotation(spec, config)
+        meta["annotation"] = "weak-correct" if claimed is spec.defects else "weak-wrong"
+    said = "".join(l for l, d in zip(LETTERS, claimed) if not d) or NONE_ANSWER
     return {
         "id": sample_id(split, index),
         "original": images[0],
         "candidates": images[1:],
-        "answer": answer if labelled else None,
-        "dimension": dimension if labelled else None,
-        "candidate_defects": tags if labelled else None,
-        "caption": make_caption(spec.product, spec.scene, spec.defects) if labelled else "",
-        "cot": chain_of_thought(spec.product, spec.scene, spec.defects, answer, rng) if labelled else "",
+        "answer": said if labelled else None,
+        "dimension": dimension if labelled and not weak else None,
+        "candidate_defects": tags if labelled and not weak else None,
+        "caption": make_caption(spec.product, spec.scene, claimed) if labelled else "",
+        "cot": chain_of_thought(spec.product, spec.scene, claimed, said, rng, config.cot_style) if labelled else "",
         "split": split,
         "source": "synthetic",
         "meta": json.dumps(meta, sort_keys=True),
     }
+
+
+def _weak_annotation(spec: SampleSpec, config: SynthConfig) -> list:
+    """What a weak annotator claims: the truth, or (with probability 1 - accuracy) the truth
+    with one candidate's verdict flipped: a defect missed, or one invented for a good image."""
+    rng = np.random.default_rng([config.seed, SPLIT_CODES[spec.split], spec.index, 17])
+    if rng.random() < config.pseudo_label_accuracy:
+        return spec.defects
+    claimed = [list(d) for d in spec.defects]
+    c = int(rng.integers(4))
+    if claimed[c]:
+        claimed[c] = []
+    else:
+        dim = sorted(DEFECT_KINDS)[int(rng.integers(len(DEFECT_KINDS)))]
+        claimed[c] = [make_defect(_weighted_kind(rng, dim, config, spec.product), 0.5, rng, spec.product)]
+    return claimed

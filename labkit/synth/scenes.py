@@ -50,9 +50,9 @@ class Scene:
         return asdict(self)
 
     def describe(self) -> str:
-        where = {"table": "a table", "shelf": "a shelf", "floor": "the floor"}[self.surface]
-        props = ", ".join(p["kind"] for p in self.props) or "no props"
-        return f"{where} in front of a wall, light from the {self.light} ({props})"
+        noun = {"books": "a stack of books", "vase": "a potted plant"}
+        props = " and ".join(noun.get(p["kind"], f"a {p['kind']}") for p in self.props) or "nothing else"
+        return f"light from the {self.light}, with {props}"
 
     def ground_y(self, t: float, size: int) -> float:
         """Pixel row of a point at depth t (0 = back edge, 1 = front edge) of the surface."""

@@ -131,9 +131,32 @@ def _answer_words(answer: str) -> str:
     return f"The acceptable images are {letters}, so the answer is {answer}."
 
 
+_SHORT_DIMENSION = {"appearance_deformation": "appearance", "physical_shadow": "shadow",
+                    "placement_layout": "placement", "extension_rationality": "extension"}
+
+
+def short_chain_of_thought(candidates: list[list[dict]], answer: str) -> str:
+    """A terse oracle reasoning for small models: one verdict per image, then the answer.
+    e.g. "A: good. B: floating (placement). C: good. D: pills (extension). So the answer is AC." """
+    parts = []
+    for letter, defects in zip(LETTERS, candidates):
+        if not defects:
+            parts.append(f"{letter}: good.")
+        else:
+            what = ", ".join(f"{d['kind'].replace('_', ' ')} ({_SHORT_DIMENSION[d['dimension']]})" for d in defects)
+            parts.append(f"{letter}: {what}.")
+    parts.append(f"So the answer is {answer}.")
+    return " ".join(parts)
+
+
 def chain_of_thought(product: Product, scene: Scene, candidates: list[list[dict]], answer: str,
-                     rng: np.random.Generator) -> str:
-    """Oracle reasoning: A, B, C, D in order, each verdict justified, ending in the answer."""
+                     rng: np.random.Generator, style: str = "full") -> str:
+    """Oracle reasoning: A, B, C, D in order, each verdict justified, ending in the answer.
+    ``style="short"``: `short_chain_of_thought` (one verdict per image)."""
+    if style == "short":
+        return short_chain_of_thought(candidates, answer)
+    if style != "full":
+        raise ValueError(f"unknown CoT style {style!r}; expected 'full' or 'short'")
     parts = [_OPENINGS[int(rng.integers(len(_OPENINGS)))].format(desc=product.describe())]
     clean = _clean_description(product, scene).replace(f"the {_noun(product)} stands", "it stands")
     for letter, defects in zip(LETTERS, candidates):
