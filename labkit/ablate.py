@@ -234,20 +234,10 @@ class Runner:
                 from labkit.sft import run_sft
 
                 run_sft(recipe)
-            elif recipe.hcm:
+            else:
                 from labkit.hcm import run_hcm_grpo
 
-                run_hcm_grpo(recipe)
-            else:
-                from labkit.grpo import run_grpo
-
-                kwargs = {}
-                if recipe.dynamic_sampling:
-                    from labkit.grpo import LabGRPOTrainer
-                    from labkit.hcm import make_trainer_cls
-
-                    kwargs["trainer_cls"] = make_trainer_cls(LabGRPOTrainer, dynamic_sampling=True)
-                run_grpo(recipe, **kwargs)
+                run_hcm_grpo(recipe)  # plain run_grpo unless the recipe asks for HCM or dynamic sampling
         train_s = time.time() - t
         conv = {"form": recipe.conversion.form, "layout": recipe.conversion.layout,
                 "variant": recipe.conversion.variant, "image_size": recipe.conversion.image_size}

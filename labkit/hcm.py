@@ -373,8 +373,6 @@ class DynamicSamplingMixin:
         output["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
         frac = tied.float().mean().item()
         self._metrics[mode]["dynamic_sampling/skipped_fraction"].append(frac)
-        self._dynamic_sampling_history = getattr(self, "_dynamic_sampling_history", []) + [
-            {"groups": int(tied.numel()), "skipped": int(tied.sum().item()), "tied": tied.tolist()}]
         return output
 
 
@@ -399,13 +397,18 @@ def make_trainer_cls(base=None, *, hcm: HCMConfig | None = None, hard_ids: Seque
     return type(name, (*bases, base), attrs)
 
 
-def run_hcm_grpo(recipe, *, callbacks=None) -> Path:
-    """Run an HCM-GRPO recipe (``recipe.hcm`` non-empty) through `labkit.grpo.run_grpo`.
+def run_hcm_grpo(recipe, *, callbacks=None, resume: bool | None = None) -> Path:
+    """Run a GRPO recipe with HCM (``recipe.hcm`` non-empty) and/or dynamic sampling
+    (``recipe.dynamic_sampling``) through `labkit.grpo.run_grpo`.
 
-    ``num_train_epochs`` is set to 1: the sampler holds the whole schedule (see the module docstring).
+    With HCM, ``num_train_epochs`` is set to 1: the sampler holds the whole schedule (see the
+    module docstring). Without either option this is plain `run_grpo`.
     """
     from labkit.grpo import LabGRPOTrainer, run_grpo
 
+    if not recipe.hcm:
+        cls = make_trainer_cls(LabGRPOTrainer, dynamic_sampling=bool(recipe.dynamic_sampling))
+        return run_grpo(recipe, trainer_cls=cls, callbacks=callbacks, resume=resume)
     cfg = HCMConfig.from_dict(recipe.hcm)
     if not cfg.hard_cases:
         raise ValueError(f"recipe {recipe.arm!r}: hcm.hard_cases is empty (a mining folder or hard_cases.jsonl)")
@@ -420,7 +423,7 @@ def run_hcm_grpo(recipe, *, callbacks=None) -> Path:
     cls = make_trainer_cls(LabGRPOTrainer, hcm=cfg, hard_ids=hard_ids, dynamic_sampling=bool(recipe.dynamic_sampling))
     print(f"HCM: {len(hard_ids)} hard cases from {cfg.hard_cases}; {cfg.switch_epoch} epochs of all data, "
           f"then {cfg.late_epochs} of {cfg.late_mix}")
-    return run_grpo(recipe, trainer_cls=cls, callbacks=callbacks)
+    return run_grpo(recipe, trainer_cls=cls, callbacks=callbacks, resume=resume)
 
 
 def config_dict(cfg: HCMConfig) -> dict[str, Any]:

@@ -163,10 +163,12 @@ def gallery_html(hard_cases_path: Path, data_dir, split: str = "train", limit: i
     return "\n".join(cards)
 
 
-def _table_html(results: dict) -> str:
+def _table_html(results: dict, table: int | None = None) -> str:
     head = "<tr><th>arm</th><th>kind</th><th>overall</th><th>random</th><th>n</th><th>unparsed</th><th>minutes</th></tr>"
     body = []
     for arm, r in results["arms"].items():
+        if table is not None and table not in (r.get("tables") or []):
+            continue
         def f(x, nd=2):
             return "-" if x is None else f"{x:.{nd}f}"
         body.append(f"<tr><td>{html.escape(arm)}</td><td>{html.escape(str(r.get('kind', '')))}</td>"
@@ -200,12 +202,16 @@ def write_report(run_dir, results: dict | None = None, *, title: str = "HCM-GRPO
     if data_dir and not Path(data_dir).is_absolute() and not Path(data_dir).exists():
         data_dir = run_dir / data_dir
     gallery_part = gallery_html(hard_path, data_dir, mining.get("split", "train"), gallery) if hard_path else "<p>No mining run.</p>"
+    tables_part = ""
+    for t, what in ((4, "the base model and the cold start"), (6, "RL from the SFT model"), (7, "data of the late epochs")):
+        if any(t in (r.get("tables") or []) for r in results["arms"].values()):
+            tables_part += f"<h3>Paper Table {t}: {what}</h3>" + _table_html(results, t)
     fig_parts = []
     for name, fig in figs.items():
         fig_json = fig.to_json().replace("</", "<\\/")
         fig_parts.append(f'<div id="plot-{name}" class="plot"></div>\n'
                          f'<script type="application/json" id="fig-{name}">{fig_json}</script>')
-    meta = {k: results.get(k) for k in ("seed", "recipe_set", "minutes", "created", "uptime")}
+    meta = {k: results.get(k) for k in ("recipe_set", "seed", "minutes", "minutes_this_run", "uptime_start", "uptime_end")}
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -222,6 +228,7 @@ pre {{ white-space: pre-wrap; font-size: 12px; background: #f7f7f7; padding: 6px
 <p>{html.escape(json.dumps(meta))}</p>
 <h2>Scores</h2>
 {_table_html(results)}
+{tables_part}
 {fig_parts[0]}
 {fig_parts[1]}
 <h2>Training</h2>

@@ -18,7 +18,7 @@ def register(sub):
 
 def run(args) -> int:
     recipe = recipe_from_args(args, "grpo")
-    if recipe.hcm:
+    if recipe.hcm or recipe.dynamic_sampling:  # labkit.hcm adds the HCM sampler and/or dynamic sampling
         from labkit.hcm import run_hcm_grpo
 
         final = run_hcm_grpo(recipe)
