@@ -339,11 +339,12 @@ def test_cli_synth_and_show(tmp_path, synth_dataset, capsys):
     from labkit.cli import main
 
     assert main(["synth", "--out", str(tmp_path / "ds"), "--test", "5", "--size", "48", "--workers", "1",
-                 "--no-progress", "--severity", "0.8", "1.0"]) == 0
+                 "--no-progress", "--severity", "0.8", "1.0", "--cot-style", "short"]) == 0
     out = capsys.readouterr().out
     assert "test: 5 samples, mean answer length" in out
     meta = json.loads(load_split(tmp_path / "ds", "test")[0]["meta"])
     assert all(d["severity"] >= 0.8 for c in meta["candidates"] for d in c["defects"])
+    assert load_split(tmp_path / "ds", "test")[0]["cot"].startswith("A: ")
     sheet = tmp_path / "sheet.png"
     assert main(["show", str(synth_dataset), "--id", "test-000001", "--out", str(sheet), "--tile", "96"]) == 0
     im = Image.open(sheet)

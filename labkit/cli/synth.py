@@ -24,6 +24,10 @@ def register(sub):
     p.add_argument("--acceptable-counts", type=float, nargs=4, default=None, metavar=("P0", "P1", "P2", "P3"),
                    help="weights of 0..3 acceptable candidates in non-normal samples (answer-length distribution)")
     p.add_argument("--kind-weights", default=None, metavar="JSON", help='finer defect weights, e.g. \'{"floating": 2}\'')
+    p.add_argument("--cot-style", choices=("full", "short"), default="full",
+                   help="oracle CoT: full sentences, or one short verdict per image (small models)")
+    p.add_argument("--pseudo-accuracy", type=float, default=1.0, metavar="P",
+                   help="share of pseudo_label samples annotated correctly (<1 imitates a weak annotator)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
@@ -42,6 +46,8 @@ def run(args) -> int:
         options["acceptable_counts"] = tuple(args.acceptable_counts)
     if args.kind_weights:
         options["kind_weights"] = json.loads(args.kind_weights)
+    options["cot_style"] = args.cot_style
+    options["pseudo_label_accuracy"] = args.pseudo_accuracy
     if args.train + args.test + args.pseudo + args.exploration == 0:
         raise ValueError("nothing to draw: give at least one of --train, --test, --pseudo, --exploration")
     out = make_dataset(args.out, train=args.train, test=args.test, pseudo=args.pseudo, exploration=args.exploration,

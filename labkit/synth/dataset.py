@@ -22,7 +22,7 @@ from labkit.synth.sample import SPLIT_CODES, SynthConfig, render_sample, split_p
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 SPLIT_ARGS = {"train": "train", "test": "test", "pseudo_label": "pseudo", "exploration": "exploration"}
 
-_COUNTER = None  # shared progress counter in worker processes
+_COUNTER = None  # shared progress counters in worker processes: one slot per task, no lock needed
 
 
 def _init_worker(counter):
@@ -43,12 +43,11 @@ def _render_shard(task: dict) -> dict:
         focus, k = plan[offset]
         samples.append(render_sample(index, task["split"], config, focus, k, timings))
         if _COUNTER is not None:
-            with _COUNTER.get_lock():
-                _COUNTER.value += 1
-    t0 = time.perf_counter()
+            _COUNTER[task["id"]] = offset + 1
+    t0 = time.process_time()
     tmp = Path(task["tmp"])
     save_split(samples, tmp, task["split"], shard=task["shard"])
-    timings["write"] = time.perf_counter() - t0
+    timings["write"] = time.process_time() - t0
     name = f"{task['split']}.parquet" if task["shard"] is None else \
         f"{task['split']}-{task['shard'][0]:05d}-of-{task['shard'][1]:05d}.parquet"
     return {"file": str(tmp / name), "name": name, "n": len(samples), "timings": timings}
@@ -108,7 +107,7 @@ def make_dataset(out, *, train: int = 0, test: int = 0, pseudo: int = 0, explora
         n_shards = math.ceil(n / shard_size)
         for i in range(n_shards):
             start, stop = i * n // n_shards, (i + 1) * n // n_shards
-            tasks.append({"split": split, "start": start, "stop": stop, "plan": plan[start:stop], "config": config,
+            tasks.append({"id": len(tasks), "split": split, "start": start, "stop": stop, "plan": plan[start:stop], "config": config,
                           "shard": None if n_shards == 1 else (i, n_shards), "tmp": str(tmp_root / f"task-{len(tasks)}")})
     total = sum(counts.values())
     if workers is None:
@@ -128,16 +127,23 @@ def make_dataset(out, *, train: int = 0, test: int = 0, pseudo: int = 0, explora
 
             # spawn, not fork: a forked child of a process whose Arrow thread pools are running can hang.
             ctx = mp.get_context("spawn")
-            counter = ctx.Value("l", 0)
+            counter = ctx.RawArray("l", len(tasks))
             # Largest tasks first so the pool finishes together.
             order = sorted(tasks, key=lambda t: t["start"] - t["stop"])
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(counter,)) as pool:
+            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(counter,))
+            try:
                 pending = pool.map_async(_render_shard, order, chunksize=1)
                 while not pending.ready():
                     pending.wait(0.25)
-                    bar.update(counter.value - bar.n)
+                    bar.update(sum(counter) - bar.n)
                 results = pending.get()
-                bar.update(counter.value - bar.n)
+                bar.update(sum(counter) - bar.n)
+                pool.close()  # a clean shutdown: terminating workers would leak their semaphores
+            except BaseException:
+                pool.terminate()
+                raise
+            finally:
+                pool.join()
         bar.close()
         written = {}
         for r in results:

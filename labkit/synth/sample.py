@@ -246,17 +246,18 @@ def render_sample(index: int, split: str, config: SynthConfig, focus: str | None
     (the four dimension tags), caption and oracle cot; ``exploration`` keeps them in
     ``meta["truth"]`` only. ``meta`` always holds the product identity, the scene, and per
     candidate the placement, the finer defect kinds with severities and the product box.
-    ``timings`` (optional dict) accumulates seconds spent drawing and encoding.
+    ``timings`` (optional dict) accumulates the CPU seconds of this process spent drawing and
+    encoding (CPU time: what a core spends, even on a busy machine).
     """
     import time
 
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     spec, rng = build_spec(index, split, config, focus, n_acceptable)
     original, cands, infos = render_spec(spec, config.size)
-    t1 = time.perf_counter()
+    t1 = time.process_time()
     level = config.png_compress_level
     images = [{"bytes": encode_png(a, level), "path": None} for a in [original, *cands]]
-    t2 = time.perf_counter()
+    t2 = time.process_time()
     if timings is not None:
         timings["draw"] = timings.get("draw", 0.0) + (t1 - t0)
         timings["encode"] = timings.get("encode", 0.0) + (t2 - t1)
