@@ -404,6 +404,8 @@ def load_benchmark(
     check_images: bool = True,
     open_questions: str = "skip",
     limit: int | None = None,
+    progress: bool = False,
+    reader: str = "auto",
 ) -> MCLoad:
     """Read one benchmark split from a local folder/file of Parquet or a hub id.
 
@@ -411,8 +413,13 @@ def load_benchmark(
     selects BLINK subtasks. Raises `MCRowError` for a malformed row, `HiddenAnswersError`
     when answers are withheld and ``require_answers``; ``open_questions`` is ``skip`` or
     ``error`` for RealWorldQA rows without lettered options. ``limit`` stops after that
-    many items (small mode).
+    many items (small mode). ``progress`` shows a progress bar over the rows. ``reader``:
+    ``auto`` (an existing path is read as Parquet with pyarrow, anything else goes to
+    ``datasets.load_dataset``), ``parquet`` or ``datasets`` (``load_dataset(source, config)``,
+    which also reads a local folder in the hub's layout).
     """
+    from tqdm.auto import tqdm
+
     if benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {', '.join(BENCHMARKS)}")
     if open_questions not in ("skip", "error"):
@@ -425,10 +432,14 @@ def load_benchmark(
             raise ValueError(f"unknown BLINK subtask(s) {', '.join(unknown)}; known: {', '.join(BLINK_SUBTASKS)}")
     source = str(source or HUB_IDS[benchmark])
     split = split or LABELLED_SPLIT[benchmark]
+    if reader not in ("auto", "parquet", "datasets"):
+        raise ValueError(f"reader must be auto, parquet or datasets, got {reader!r}")
     path = Path(os.path.expanduser(source))
-    if path.exists():
+    if reader == "datasets":
+        rows = _iter_hub(benchmark, str(path) if path.exists() else source, split, configs)
+    elif path.exists():
         rows = _iter_local(benchmark, path, split, configs)
-    elif re.fullmatch(r"[\w.-]+/[\w.-]+", source):
+    elif reader == "auto" and re.fullmatch(r"[\w.-]+/[\w.-]+", source):
         rows = _iter_hub(benchmark, source, split, configs)
     else:
         raise FileNotFoundError(f"{benchmark}: source {source!r} is neither a local file/folder nor a hub id (owner/name)")
@@ -437,7 +448,7 @@ def load_benchmark(
     out = MCLoad(benchmark=benchmark, split=split, source=source, items=[])
     seen: dict[str, str] = {}
     number = 0
-    for where, row, record, config in rows:
+    for where, row, record, config in tqdm(rows, desc=f"load {benchmark}", unit="row", disable=not progress):
         idx = record.get("idx", f"{number:05d}") if benchmark != "realworldqa" else f"rwqa-{number:05d}"
         number += 1
 
@@ -446,7 +457,8 @@ def load_benchmark(
 
         if not isinstance(record.get("idx", ""), (str, int)) and benchmark != "realworldqa":
             fail("idx must be a string or an integer")
-        if configs and record.get("sub_task") and record["sub_task"] not in configs:
+        # A single file or a flat folder may mix subtasks: keep the asked ones ("Art Style" or "Art_Style").
+        if configs and config is None and record.get("sub_task") and str(record["sub_task"]).replace(" ", "_") not in configs:
             continue
         if benchmark == "realworldqa":
             item = parser(record, fail, check_images, config, row_id=str(idx))

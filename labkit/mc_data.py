@@ -151,11 +151,13 @@ def prepare(
     configs: list[str] | None = None,
     limit: int | None = None,
     check_images: bool = True,
+    progress: bool = False,
 ) -> dict:
     """Load a benchmark and write its train/test splits + ``dataset.json``; return the manifest."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-    loaded = load_benchmark(benchmark, source, split=split, configs=configs, check_images=check_images, limit=limit)
+    loaded = load_benchmark(benchmark, source, split=split, configs=configs, check_images=check_images, limit=limit,
+                            progress=progress)
     if protocol == "split":
         train, test = split_items(loaded.items, seed)
     else:

@@ -354,7 +354,7 @@ def test_generalise_recipes_and_set_load(tmp_path):
         mc_tasks.build_mc_grpo_dataset(screening)
 
 
-def test_evaluate_with_tiny_model_is_scored_and_resumable(tmp_path, tiny_internvl):
+def test_evaluate_with_tiny_model_is_scored_and_resumable(tmp_path, tiny_internvl, capsys):
     # A tiny InternVL answers the BLINK test half through the lab's batched generation; the
     # result is score_mc over predictions.jsonl (micro, macro, per subtask); a rerun resumes.
     out = tmp_path / "prep"
@@ -375,3 +375,57 @@ def test_evaluate_with_tiny_model_is_scored_and_resumable(tmp_path, tiny_internv
     assert again["generated"] == 0 and again["resumed"] == 4 and again["overall"] == res["overall"]
     with pytest.raises(ValueError, match="other settings"):
         mc_tasks.evaluate_mc(str(tiny_internvl), out, "test", image_size=28, max_new_tokens=9, out_dir=run, progress=False)
+    # `labkit mc-evaluate --predictions` rescores the file: same micro and macro numbers.
+    from labkit.cli import main
+
+    assert main(["mc-evaluate", "--predictions", str(run / "predictions.jsonl")]) == 0
+    printed = capsys.readouterr().out
+    assert f"micro accuracy {res['overall']:.2f}" in printed and f"(over 2 categories) {res['macro']:.2f}" in printed
+
+
+def test_datasets_reader_matches_parquet_reader(tmp_path):
+    # The route hub users take (datasets.load_dataset: decoded PIL images) gives the same items
+    # as the offline Parquet route; an unreachable hub id is a clear error naming the fix.
+    root = write_muirbench(tmp_path / "MUIR")
+    direct = bmc.load_benchmark("muirbench", root)
+    via = bmc.load_benchmark("muirbench", root, reader="datasets")
+    key = [(it.id, it.question, it.options, it.answer, it.category, len(it.images)) for it in direct.items]
+    assert key == [(it.id, it.question, it.options, it.answer, it.category, len(it.images)) for it in via.items]
+    assert isinstance(via.items[0].images[0], Image.Image)
+    with pytest.raises(FileNotFoundError, match="Offline\\? Download the Parquet files"):
+        bmc.load_benchmark("muirbench", "no-such-owner/no-such-dataset")
+
+
+def _mc_hooks_present() -> bool:
+    """Whether the lab's SFT/GRPO dataset builders and evaluator dispatch MC folders to labkit.mc_tasks."""
+    import inspect
+
+    import labkit.evaluate
+    import labkit.grpo
+    import labkit.sft
+
+    return all("is_mc_dataset" in inspect.getsource(m) for m in (labkit.sft, labkit.grpo, labkit.evaluate))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _mc_hooks_present(), reason="labkit.sft / labkit.grpo / labkit.evaluate do not dispatch MC folders yet")
+def test_generalise_set_runs_in_small_mode(tmp_path, tiny_internvl):
+    # `labkit ablate --recipe-set generalise` on the MuirBench fixture: base -> SFT -> mining ->
+    # GRPO -> HCM-GRPO train and are scored on the test half (micro + per task), and the HCM arm
+    # replays the mined hard cases. The tiny InternVL stands in for the set's small base model
+    # (same architecture; the set builds the small one when {run_dir}/base-model is missing).
+    import shutil
+
+    from labkit.ablate import run_ablation
+
+    out = tmp_path / "gen"
+    shutil.copytree(tiny_internvl, out / "base-model")
+    mc_data.prepare("muirbench", write_muirbench(tmp_path / "MUIR"), out / "data", seed=0)
+    res = run_ablation("generalise", out, progress=False, evaluation={"max_new_tokens": 32})
+    assert list(res["arms"]) == ["base", "sft", "grpo", "hcm-grpo"]
+    for name, arm in res["arms"].items():
+        assert arm["n"] == 4 and set(arm["per_dimension"]) == {"Counting", "Visual Retrieval"}, name
+        assert 0.0 <= arm["overall"] <= 100.0 and arm["random_baseline"] == pytest.approx(100 * (1 / 5 + 1 / 3) / 2)
+    assert res["mining"]["n"] == 4 and res["mining"]["hard"] + res["mining"]["easy"] == 4
+    epochs = [json.loads(x) for x in (out / "hcm-grpo" / "hcm_epochs.jsonl").read_text().splitlines()]
+    assert len(epochs) == 2

@@ -54,7 +54,7 @@ def run_prepare(args) -> int:
 
     configs = [c.strip() for c in args.configs.split(",") if c.strip()] if args.configs else None
     manifest = prepare(args.benchmark, args.source, args.out, seed=args.seed, protocol=args.protocol, split=args.split,
-                       configs=configs, limit=args.limit, check_images=not args.no_check_images)
+                       configs=configs, limit=args.limit, check_images=not args.no_check_images, progress=True)
     sizes = ", ".join(f"{k} {v}" for k, v in manifest["splits"].items())
     print(f"{args.benchmark} ({manifest['published_split']} from {manifest['source']}): {sizes}; "
           f"protocol {manifest['protocol']}, seed {manifest['seed']}")
