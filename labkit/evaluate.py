@@ -204,15 +204,18 @@ def prediction_row(sample_id: str, response: str, answer: str, dimension: str | 
     }
 
 
-def _judge_responses(judge, rows: list[dict], progress: bool) -> list[str]:
-    """Replies of an API / local judge for converted rows (images + conversational prompt)."""
-    from tqdm.auto import tqdm
+def _judge_responses(judge, rows: list[dict]) -> list[str]:
+    """Replies of a judge (`labkit.judges`: API or local model) for converted rows, in order.
 
-    replies = []
-    for row in tqdm(rows, desc="judge", unit="sample", disable=not progress):
-        reply = judge.complete(row["prompt"], row["images"])
-        replies.append(getattr(reply, "text", reply) or "")
-    return replies
+    Requests of one batch go out together (the judge's concurrency limit applies); cached
+    replies send nothing.
+    """
+    requests = [(row["prompt"], row["images"]) for row in rows]
+    if hasattr(judge, "complete_many"):
+        replies = judge.complete_many(requests, progress=False)
+    else:
+        replies = [judge.complete(messages, images) for messages, images in requests]
+    return [(getattr(reply, "text", reply) or "") for reply in replies]
 
 
 def evaluate(
@@ -270,7 +273,7 @@ def evaluate(
 
         judge_name, judge = judge, make_judge(judge)
     else:
-        judge_name = None if judge is None else getattr(judge, "name", type(judge).__name__)
+        judge_name = None if judge is None else getattr(judge, "spec", type(judge).__name__)
     model_name = None
     model = processor = None
     if judge is None:
@@ -321,7 +324,7 @@ def evaluate(
     for start in range(0, len(todo), batch_size):
         batch = [to_grpo_row(ds[i], conv) for i in todo[start:start + batch_size]]
         if judge is not None:
-            replies = _judge_responses(judge, batch, progress=False)
+            replies = _judge_responses(judge, batch)
         else:
             replies = generate_responses(
                 model, processor, [(r["images"], prompt_text) for r in batch], batch_size=batch_size,
@@ -348,6 +351,9 @@ def evaluate(
         resumed=resumed,
         settings=settings,
     )
+    if judge is not None and hasattr(judge, "stats"):
+        # Token and cost counts of this run's judge calls (cached replies cost nothing).
+        result["judge"] = judge.stats.as_dict()
     if out_dir is not None:
         (out_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
