@@ -336,7 +336,8 @@ def local_files(root: str | os.PathLike, split: str, configs: list[str] | None =
     root = Path(root)
     if root.is_file():
         return [root]
-    files = sorted(p for p in root.rglob("*.parquet") if _split_of(p) == split)
+    # "test_0412-00001-of-00002.parquet": an early RealWorldQA revision dated its split name.
+    files = sorted(p for p in root.rglob("*.parquet") if re.fullmatch(rf"{re.escape(split)}(_\d+)?", _split_of(p)))
     if configs:
         files = [p for p in files if _config_of(p, root) in configs or _config_of(p, root) is None]
     if not files:

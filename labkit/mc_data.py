@@ -156,13 +156,16 @@ def prepare(
     """Load a benchmark and write its train/test splits + ``dataset.json``; return the manifest."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    out = Path(out)
+    if out.exists() and not is_mc_dataset(out) and (any(out.glob("*.parquet")) or (out / "dataset.json").exists()):
+        # Never overwrite a screening dataset (or anything else) that happens to live there.
+        raise ValueError(f"{out} already holds a dataset that is not a prepared MC folder; choose another --out")
     loaded = load_benchmark(benchmark, source, split=split, configs=configs, check_images=check_images, limit=limit,
                             progress=progress)
     if protocol == "split":
         train, test = split_items(loaded.items, seed)
     else:
         train, test = [], sorted(loaded.items, key=lambda it: it.id)
-    out = Path(out)
     save_mc(test, out, "test")
     if train:
         save_mc(train, out, "train")

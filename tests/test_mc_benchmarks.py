@@ -206,6 +206,14 @@ def test_realworldqa_options_from_text_and_open_questions(tmp_path):
     assert first.question == "In which direction is the car 0 facing?"
     assert first.options == ["Left", "Straight", "Right"] and first.meta["instruction"] == RWQA_INSTRUCTION
     assert len(load.skipped) == 1 and "row 2" in load.skipped[0]
+    # The hub's converted layout (default/test/0000.parquet) reads the same.
+    import shutil
+
+    conv = tmp_path / "conv" / "default" / "test"
+    conv.mkdir(parents=True)
+    for i, f in enumerate(sorted((tmp_path / "RWQA" / "data").glob("*.parquet"))):
+        shutil.copy(f, conv / f"{i:04d}.parquet")
+    assert [it.answer for it in bmc.load_benchmark("realworldqa", tmp_path / "conv").items] == ["C", "A", "B", "B", "B"]
     with pytest.raises(bmc.MCRowError, match="free-form"):
         bmc.load_benchmark("realworldqa", tmp_path / "RWQA", open_questions="error")
 
@@ -243,6 +251,13 @@ def test_prepare_writes_split_and_manifest(tmp_path):
     # all-test keeps everything as test and removes a stale train split.
     manifest = mc_data.prepare("realworldqa", tmp_path / "RWQA", out, protocol="all-test")
     assert manifest["splits"] == {"test": 5} and not (out / "train.parquet").exists()
+    # A folder holding something else (here a screening dataset) is never overwritten.
+    screening = tmp_path / "screening"
+    screening.mkdir()
+    (screening / "train.parquet").write_bytes(b"precious")
+    with pytest.raises(ValueError, match="not a prepared MC folder"):
+        mc_data.prepare("realworldqa", tmp_path / "RWQA", screening)
+    assert (screening / "train.parquet").read_bytes() == b"precious"
 
 
 def test_cli_prepare_and_errors(tmp_path, capsys):
