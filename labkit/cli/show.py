@@ -71,7 +71,9 @@ def render_sheet(sample: dict, tile: int = 256):
         d.rectangle([x - 3, head - 3, x + tile + 2, head + tile + 2], outline=colour, width=3)
         d.text((x, head + tile + 4), f"{LETTERS[i - 1]}: {verdict}", fill=colour, font=_font(16))
         # One line per defect: the finer kind and its severity (1 = obvious), then the dimension tag.
-        lines = [f"{k['kind']} {k['severity']:.2f} [{k['dimension']}]" for k in kinds[i - 1]] \
+        short = {"appearance_deformation": "appearance", "physical_shadow": "shadow",
+                 "placement_layout": "placement", "extension_rationality": "extension"}
+        lines = [f"{k['kind']} {k['severity']:.2f} ({short.get(k['dimension'], k['dimension'])})" for k in kinds[i - 1]] \
             if kinds[i - 1] else ([", ".join(t)] if t else [])
         for j, line in enumerate(lines[:3]):
             while line and small.getlength(line) > tile:

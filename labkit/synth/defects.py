@@ -8,7 +8,7 @@ record (the same record always gives the same pixels).
 
 =========================  ===============================================================
 appearance_deformation     colour_shift, text_changed (text replaced or gone), part_missing,
-                           part_added (sticker, extra band), warp (shear), aspect,
+                           part_added (sticker, extra band), warp (shear or bulge), aspect,
                            quantity (two or three copies)
 physical_shadow            shadow_against_light, shadow_missing, shadow_detached,
                            shadow_doubled
@@ -69,7 +69,10 @@ def make_defect(kind: str, severity: float, rng: np.random.Generator, product: P
     elif kind == "part_added":
         p = {"part": ADDED_PARTS[0] if s > 0.4 else ADDED_PARTS[1]}
     elif kind == "warp":
-        p = {"shear": sign * (0.1 + 0.4 * s)}
+        if rng.random() < 0.5:
+            p = {"shear": sign * (0.1 + 0.4 * s)}
+        else:
+            p = {"bulge": (0.15 + 0.45 * s) if sign > 0 else -(0.12 + 0.28 * s)}
     elif kind == "aspect":
         f = 1 + 0.22 + 0.6 * s
         p = {"aspect": f if sign > 0 else 1 / f}
@@ -173,7 +176,7 @@ def render_candidate(bg: np.ndarray, scene: Scene, product: Product, placement: 
     if "part_added" in by:
         mods["added"] = (by["part_added"]["part"],)
     if "warp" in by:
-        mods["shear"] = by["warp"]["shear"]
+        mods.update(by["warp"])
     if "aspect" in by:
         mods["aspect"] = by["aspect"]["aspect"]
     if "quantity" in by:

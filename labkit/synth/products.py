@@ -375,8 +375,26 @@ def _draw_photo(p: Product, H, mods) -> Image.Image:
     return img
 
 
-def _warp(img: Image.Image, shear: float = 0.0, aspect: float = 1.0) -> Image.Image:
-    """Shear about the base (the bottom row stays put) and/or change the width."""
+def _bulge(img: Image.Image, amount: float) -> Image.Image:
+    """Non-linear warp: each row is widened (amount > 0, a barrel) or narrowed (< 0, a waist)
+    about the centre, most at mid-height, not at all at the top and bottom rows."""
+    a = np.asarray(img)
+    H, W = a.shape[:2]
+    f = 1.0 + amount * np.sin(np.pi * (np.arange(H) + 0.5) / H)          # per-row width factor
+    Wout = int(np.ceil(W * max(1.0, f.max())))
+    xs = np.arange(Wout) - (Wout - 1) / 2
+    src = np.rint(xs[None, :] / f[:, None] + (W - 1) / 2).astype(int)     # nearest source column
+    valid = (src >= 0) & (src < W)
+    out = np.zeros((H, Wout, 4), np.uint8)
+    rows = np.broadcast_to(np.arange(H)[:, None], src.shape)
+    out[valid] = a[rows[valid], src[valid]]
+    return Image.fromarray(out, "RGBA")
+
+
+def _warp(img: Image.Image, shear: float = 0.0, aspect: float = 1.0, bulge: float = 0.0) -> Image.Image:
+    """Shear about the base (the bottom row stays put), change the width, and/or bulge."""
+    if bulge:
+        img = _bulge(img, bulge)
     W, H = img.size
     if aspect != 1.0:
         img = img.resize((max(2, int(round(W * aspect))), H), Image.NEAREST)
@@ -394,7 +412,8 @@ def draw_product(p: Product, height: int, mods: dict | None = None) -> Image.Ima
 
     ``mods`` (all optional): ``hue`` degrees of colour shift; ``name`` / ``dosage`` replacement
     texts; ``no_text``; ``missing`` / ``added`` part names; ``shear`` (x shift per unit height);
-    ``aspect`` (width factor); ``quantity`` (copies side by side).
+    ``bulge`` (mid-height widening, negative narrows); ``aspect`` (width factor); ``quantity``
+    (copies side by side).
     """
     mods = mods or {}
     height = max(8, int(round(height)))
@@ -411,8 +430,8 @@ def draw_product(p: Product, height: int, mods: dict | None = None) -> Image.Ima
         W = max(4, int(round(height * p.aspect)))
         img = Image.new("RGBA", (W, height), (0, 0, 0, 0))
         _DRAW[p.kind](_SafeDraw(ImageDraw.Draw(img)), p, W, height, colours, mods)
-    if mods.get("shear") or mods.get("aspect", 1.0) != 1.0:
-        img = _warp(img, mods.get("shear", 0.0), mods.get("aspect", 1.0))
+    if mods.get("shear") or mods.get("bulge") or mods.get("aspect", 1.0) != 1.0:
+        img = _warp(img, mods.get("shear", 0.0), mods.get("aspect", 1.0), mods.get("bulge", 0.0))
     if mods.get("missing"):
         # Without its bottom part (a tube's cap) the product must still stand on its lowest pixel.
         img = img.crop(img.getchannel("A").getbbox())

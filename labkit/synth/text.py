@@ -53,6 +53,8 @@ def observation(defect: dict, product: Product, scene: Scene) -> str:
             return f"a yellow star sticker that the original lacks is on the {noun}"
         return f"an extra coloured band that the original lacks is on the {noun}"
     if k == "warp":
+        if "bulge" in p:
+            return f"the {noun} is warped, {'bulging out' if p['bulge'] > 0 else 'pinched in'} at the middle"
         return f"the {noun} is sheared out of shape, its top pushed to the {'right' if p['shear'] > 0 else 'left'}"
     if k == "aspect":
         return f"the {noun} is {'stretched wider' if p['aspect'] > 1 else 'squeezed narrower'} than the original"
