@@ -419,8 +419,13 @@ class ItemView:
 
 
 def item_view(store, index: SampleIndex, annotator: str, key: str, position: str = "",
-              mined: dict[str, str] | None = None) -> ItemView:
-    """The images, this annotator's current label (if any) and the best CoT to prefill."""
+              mined: dict[str, str] | None = None, dataset_cot: bool = True) -> ItemView:
+    """The images, this annotator's current label (if any) and the CoT to prefill.
+
+    The CoT is the annotator's own, else the mined model response, else (``dataset_cot``) the
+    dataset's CoT; the app turns ``dataset_cot`` off when a model can write one, because a
+    dataset CoT (e.g. the synthetic oracle's) gives the answer away.
+    """
     dataset, sample_id = parse_key(key)
     if dataset != index.name:
         raise UserError(f"sample {key!r} belongs to dataset {dataset!r}, but the app serves {index.name!r}")
@@ -433,7 +438,7 @@ def item_view(store, index: SampleIndex, annotator: str, key: str, position: str
         cot, source = event.cot, "your label"
     elif mined and sample_id in mined:
         cot, source = mined[sample_id], "mining"
-    elif sample.get("cot"):
+    elif dataset_cot and sample.get("cot"):
         cot, source = sample["cot"], "dataset"
     else:
         cot, source = "", ""

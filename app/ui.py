@@ -28,6 +28,7 @@ CSS = """
 .zoomable img.zoomed { transform: scale(2.5); cursor: zoom-out; }
 .zoomable .image-container, .zoomable .image-frame { overflow: hidden; }
 #reasoning textarea { font-family: ui-monospace, monospace; }
+[id^=screen-] img { width: 100%; height: 100%; object-fit: contain; }
 .verdict { min-height: 6em; }
 """
 
@@ -198,7 +199,9 @@ def build_demo(
                             hard_file = gr.File(label="hard_cases.jsonl from `labkit mine-hard`",
                                                 file_types=[".jsonl", ".json", ".txt"], elem_id="hard-file")
                             import_btn = gr.Button("Import as the hard queue", elem_id="import-btn")
-                            import_status = gr.Markdown()
+                            import_status = gr.Markdown(
+                                "Labels feed the next training run through the store's export: "
+                                f"`labkit store export --dataset {index.name} --out data/{index.name}-labelled`.")
 
                     item_outputs = [state, key, position, img_original, *img_cands, accepted, *tags, cot, cot_source,
                                     flag, ann_status]
@@ -210,7 +213,11 @@ def build_demo(
                             return (st, "", f"queue **{st.get('queue')}**: empty", None, None, None, None, None, [],
                                     *[[] for _ in LETTERS], "", "", False, status_text)
                         i = max(0, min(st["index"], len(keys) - 1))
-                        view = H.item_view(store, index, name, keys[i], position=f"{i + 1} / {len(keys)}", mined=mined)
+                        try:
+                            view = H.item_view(store, index, name, keys[i], position=f"{i + 1} / {len(keys)}",
+                                               mined=mined, dataset_cot=screener is None or not prefill_cot)
+                        except H.UserError as exc:
+                            fail(exc)
                         st = {**st, "index": i, "t0": time.time()}
                         source = f"prefilled from: {view.cot_source}" if view.cot_source else ""
                         return (st, view.key, f"queue **{st['queue']}**: item {view.position}", *view.images,

@@ -185,3 +185,32 @@ def test_login_required_and_labels_attributed(app_files, tmp_path):
     from labkit.store import AnnotationStore
 
     assert {(e.annotator, e.sample_id) for e in AnnotationStore(store_path).events()} == {("ana", "s0001"), ("bo", "s0002")}
+
+
+def test_hard_case_loop_labels_export_for_training(app_files, tmp_path):
+    # Mined hard cases load as the queue; labels given through the app export as a training
+    # split (the store's export) that converts into SFT rows for the next run.
+    from labkit.data import Conversion, load_split, to_sft_row
+    from labkit.store import AnnotationStore
+
+    store_path = tmp_path / "loop.sqlite"
+    demo, url = start(app_files, store_path)
+    try:
+        c = client(url)
+        item = c.predict("hard", api_name="/load_queue")
+        labelled = {}
+        for answer in (["A", "C"], ["N"], ["B"]):
+            key = item[0]
+            tags = [[] if letter in answer else ["appearance_deformation"] for letter in "ABCD"]
+            item = c.predict(key, answer, *tags, f"reasoning for {key}", False, api_name="/annotate")
+            labelled[key.split("/")[1]] = "".join(answer)
+        assert sorted(labelled) == ["s0000", "s0002", "s0004"]  # the hard ids of the mining file
+        assert "End of the queue" in item[15]
+    finally:
+        demo.close()
+    summary = AnnotationStore(store_path).export_split("ds", tmp_path / "next", split="train")
+    assert summary["exported"] == 3
+    ds = load_split(tmp_path / "next", "train")
+    assert {row["id"]: row["answer"] for row in ds} == labelled
+    row = to_sft_row(ds[0], Conversion(form="cot"))
+    assert len(row["images"]) == 5 and row["messages"][1]["content"][0]["text"].startswith("<think>reasoning for ds/")

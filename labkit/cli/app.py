@@ -61,14 +61,18 @@ def find_demo_data(demo_dir: Path) -> Path | None:
     """A dataset folder (``dataset.json``) inside the demo's run folder."""
     if not demo_dir.is_dir():
         return None
-    found = _newest(list(demo_dir.glob("*/dataset.json")) + list(demo_dir.glob("*/*/dataset.json")))
+    if (demo_dir / "data" / "dataset.json").exists():  # where `make demo` writes its data
+        return demo_dir / "data"
+    found = _newest(list(demo_dir.glob("*/dataset.json")))
     return found.parent if found else None
 
 
 def find_demo_hard_cases(demo_dir: Path) -> Path | None:
     if not demo_dir.is_dir():
         return None
-    return _newest(list(demo_dir.glob("*/hard_cases.jsonl")) + list(demo_dir.glob("*/*/hard_cases.jsonl")))
+    if (demo_dir / "mine" / "hard_cases.jsonl").exists():  # the demo's mining arm
+        return demo_dir / "mine" / "hard_cases.jsonl"
+    return _newest(list(demo_dir.glob("*/hard_cases.jsonl")))
 
 
 def default_model(demo_dir: Path) -> Path:
