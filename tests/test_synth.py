@@ -392,3 +392,19 @@ def test_every_defect_draws_at_the_smallest_sizes(size):
                 defects = [make_defect(kind, seed % 2, rng, product), make_defect(other, 1.0, rng, product)]
                 img, _ = render_candidate(bg, scene, product, {"x": 0.5, "t": 0.6, "scale": 1.0}, defects)
                 assert img.shape == (size, size, 3)
+
+
+def test_show_finds_samples_across_row_groups(tmp_path, synth_dataset):
+    """`find_sample` reads one row group: ids in every row group of a file are found, with their images."""
+    import pyarrow.parquet as pq
+
+    from labkit.cli.show import find_sample
+
+    table = pq.read_table(synth_dataset / "train.parquet")
+    (tmp_path / "ds").mkdir()
+    pq.write_table(table, tmp_path / "ds" / "train.parquet", row_group_size=5)
+    assert pq.ParquetFile(tmp_path / "ds" / "train.parquet").num_row_groups == 5
+    for i in (0, 4, 5, 13, 23):
+        row = find_sample(tmp_path / "ds", f"train-{i:06d}")
+        assert row["id"] == f"train-{i:06d}"
+        assert row["original"]["bytes"] == table.column("original")[i].as_py()["bytes"]
