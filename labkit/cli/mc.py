@@ -1,6 +1,7 @@
-"""`labkit mc-prepare` and `labkit mc-evaluate`: the generalisation benchmarks.
+"""`labkit mc-prepare`, `labkit mc-synth`, `labkit mc-evaluate`: the generalisation benchmarks.
 
     labkit mc-prepare --benchmark blink|muirbench|realworldqa --source HUB_ID_OR_DIR --out DIR [--seed 0]
+    labkit mc-synth --benchmark muirbench --out DIR [--n 100]     (offline stand-in, published schema)
     labkit mc-evaluate --model MODEL --data DIR [--split test] [--out RUN_DIR]
     labkit mc-evaluate --predictions RUN_DIR/predictions.jsonl
 
@@ -33,6 +34,16 @@ def register(sub):
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run_prepare)
 
+    y = sub.add_parser("mc-synth", help="write a synthetic stand-in of a benchmark in its published schema (offline demos)",
+                       description=__doc__)
+    y.add_argument("--benchmark", required=True, choices=BENCHMARKS)
+    y.add_argument("--out", required=True, help="folder for the Parquet files, in the hub's layout")
+    y.add_argument("--n", type=int, default=100, help="rows (BLINK: val rows over two subtasks)")
+    y.add_argument("--seed", type=int, default=0)
+    y.add_argument("--size", type=int, default=64, help="image side in pixels")
+    y.add_argument("--debug", action="store_true", help="show tracebacks")
+    y.set_defaults(func=run_synth)
+
     e = sub.add_parser("mc-evaluate", help="evaluate a model on a prepared MC split (micro + macro accuracy)",
                        description=__doc__)
     e.add_argument("--model", help="model folder or hub alias")
@@ -62,6 +73,15 @@ def run_prepare(args) -> int:
         print(f"skipped {manifest['skipped']} row(s) that are not single-letter MC items, e.g. "
               f"{manifest['skipped_rows'][0]} (list in {Path(args.out) / 'dataset.json'})")
     print(f"wrote {args.out}")
+    return 0
+
+
+def run_synth(args) -> int:
+    from labkit.mc_synth import write_synthetic
+
+    root = write_synthetic(args.benchmark, args.out, n=args.n, seed=args.seed, size=args.size)
+    print(f"wrote a synthetic {args.benchmark} ({args.n} rows, published layout) to {root}; "
+          f"next: labkit mc-prepare --benchmark {args.benchmark} --source {root} --out DIR")
     return 0
 
 
