@@ -94,6 +94,8 @@ def test_default_mix_follows_the_paper():
 
 def test_bad_options_are_named():
     """Bad options fail with errors that name them."""
+    with pytest.raises(ValueError, match="at least 48"):
+        SynthConfig(size=32)
     with pytest.raises(ValueError, match="severity"):
         SynthConfig(severity=(0.5, 1.5))
     with pytest.raises(ValueError, match="dimension_mix"):
@@ -179,6 +181,27 @@ def test_each_defect_changes_pixels_only_where_it_should(severity):
                 assert (diff & ~info0["mask"]).sum() > 5
             if dimension == "appearance_deformation":
                 assert diff[info0["mask"] | info["mask"]].sum() > 3, f"{kind} left the product unchanged"
+
+
+def test_every_label_is_true_to_the_pixels():
+    """At the smallest allowed size and the subtlest severity, every defective candidate of a
+    generated sample differs visibly (>= 3 pixels) from the same candidate drawn without its
+    defects, and every acceptable candidate is exactly that clean drawing."""
+    cfg = SynthConfig(size=48, severity=(0.0, 0.0), secondary_rate=0.0)
+    seen = set()
+    for index in range(60):
+        spec, _ = build_spec(index, "train", cfg)
+        bg = render_background(spec.scene, 48)
+        _, cands, _ = render_spec(spec, 48)
+        for placement, defects, img in zip(spec.placements, spec.defects, cands):
+            clean, _ = render_candidate(bg, spec.scene, spec.product, placement, [])
+            changed = int((np.abs(img.astype(int) - clean.astype(int)).sum(axis=2) > 24).sum())
+            if defects:
+                assert changed >= 3, f"sample {index}: {defects[0]['kind']} is invisible ({changed} px)"
+                seen.add(defects[0]["kind"])
+            else:
+                assert changed == 0
+    assert len(seen) >= 15  # most finer kinds were exercised
 
 
 def test_acceptable_candidate_shows_the_clean_product():
@@ -377,7 +400,7 @@ def test_weak_pseudo_labels_and_short_cot():
     assert short["cot"].count(":") == 4 and short["cot"].endswith(f"the answer is {short['answer']}.")
 
 
-@pytest.mark.parametrize("size", [32, 48])
+@pytest.mark.parametrize("size", [40, 48])
 def test_every_defect_draws_at_the_smallest_sizes(size):
     """Tiny images (thin parts below a pixel) still draw every defect kind, alone and combined
     with a size-changing one, for every product kind; the candidate keeps the image's size."""

@@ -46,8 +46,14 @@ def applicable(kind: str, product: Product) -> bool:
     return not (kind == "text_changed" and product.kind == "photo")
 
 
-def make_defect(kind: str, severity: float, rng: np.random.Generator, product: Product) -> dict:
-    """A defect record with all its random choices drawn now."""
+# Below this image size a product's name is a few pixels high: a changed name would not change
+# the pixels, so "text changed" removes the text instead (labels must stay true to the image).
+LEGIBLE_TEXT_SIZE = 160
+
+
+def make_defect(kind: str, severity: float, rng: np.random.Generator, product: Product,
+                size: int | None = None) -> dict:
+    """A defect record with all its random choices drawn now (``size``: the image size, if known)."""
     if kind not in KIND_TO_DIMENSION:
         raise ValueError(f"unknown defect kind {kind!r}; expected one of {', '.join(KIND_TO_DIMENSION)}")
     s = float(np.clip(severity, 0.0, 1.0))
@@ -56,7 +62,7 @@ def make_defect(kind: str, severity: float, rng: np.random.Generator, product: P
     if kind == "colour_shift":
         p = {"hue": sign * (35 + 145 * s), "tint_body": bool(s > 0.55)}
     elif kind == "text_changed":
-        if s >= 0.5:
+        if s >= 0.5 or (size is not None and size < LEGIBLE_TEXT_SIZE):
             p = {"no_text": True}
         else:
             other = product.name
@@ -72,7 +78,7 @@ def make_defect(kind: str, severity: float, rng: np.random.Generator, product: P
         if rng.random() < 0.5:
             p = {"shear": sign * (0.1 + 0.4 * s)}
         else:
-            p = {"bulge": (0.15 + 0.45 * s) if sign > 0 else -(0.12 + 0.28 * s)}
+            p = {"bulge": (0.25 + 0.4 * s) if sign > 0 else -(0.22 + 0.2 * s)}
     elif kind == "aspect":
         f = 1 + 0.22 + 0.6 * s
         p = {"aspect": f if sign > 0 else 1 / f}

@@ -77,8 +77,9 @@ class SynthConfig:
         lo, hi = self.severity
         if not 0 <= lo <= hi <= 1:
             raise ValueError(f"severity must be a range within [0, 1], got {self.severity}")
-        if self.size < 32:
-            raise ValueError(f"size must be at least 32 pixels, got {self.size}")
+        if self.size < 48:
+            # Below 48 px the subtlest defects (a pinched warp, a missing logo) can vanish entirely.
+            raise ValueError(f"size must be at least 48 pixels, got {self.size}")
         unknown = [k for k in self.kind_weights if not any(k in kinds for kinds in DEFECT_KINDS.values())]
         if unknown:
             raise ValueError(f"kind_weights has unknown defect kind(s) {unknown}")
@@ -207,11 +208,11 @@ def build_spec(index: int, split: str, config: SynthConfig, focus: str | None = 
             defects.append([])
             continue
         kind = _weighted_kind(rng, focus, config, product)
-        records = [make_defect(kind, rng.uniform(lo, hi), rng, product)]
+        records = [make_defect(kind, rng.uniform(lo, hi), rng, product, config.size)]
         if rng.random() < config.secondary_rate:
             dim2 = others[int(rng.integers(len(others)))]
             kind2 = _weighted_kind(rng, dim2, config, product)
-            records.append(make_defect(kind2, rng.uniform(lo, hi), rng, product))
+            records.append(make_defect(kind2, rng.uniform(lo, hi), rng, product, config.size))
         defects.append(records)
     return SampleSpec(index, split, product, scene, placements, defects, focus), rng
 
@@ -312,5 +313,5 @@ def _weak_annotation(spec: SampleSpec, config: SynthConfig) -> list:
         claimed[c] = []
     else:
         dim = sorted(DEFECT_KINDS)[int(rng.integers(len(DEFECT_KINDS)))]
-        claimed[c] = [make_defect(_weighted_kind(rng, dim, config, spec.product), 0.5, rng, spec.product)]
+        claimed[c] = [make_defect(_weighted_kind(rng, dim, config, spec.product), 0.5, rng, spec.product, config.size)]
     return claimed
