@@ -148,6 +148,15 @@ _MARKER = re.compile(
 )
 
 
+# A closing summary ("The acceptable images are B and D, so the answer is BD.") is about all
+# candidates: it is cut from the last candidate's part.
+_CONCLUSION = re.compile(
+    r"(?:^|(?<=[.!?;]\s))(?:the acceptable|so the answer|the answer|therefore|thus|in summary|overall|"
+    r"none of the|no candidate|all four|every candidate)\b",
+    re.IGNORECASE,
+)
+
+
 def reasoning_text(response: str) -> str:
     """The reasoning part of a response: inside <think>, or everything before <answer>."""
     m = _THINK.search(response or "")
@@ -160,8 +169,8 @@ def split_reasoning(response: str) -> dict[str, str]:
     """The reasoning about each candidate, keyed A-D ('' when the text says nothing about it).
 
     The text from the first mention of a candidate ("A:", "Image B", "C is ...") up to the next
-    candidate's mention belongs to it; text before the first mention is ignored. Works on a
-    partial (still streaming) response too.
+    candidate's mention belongs to it; text before the first mention and a closing summary
+    after the last candidate are left out. Works on a partial (still streaming) response too.
     """
     text = reasoning_text(response)
     starts: dict[str, int] = {}
@@ -175,7 +184,11 @@ def split_reasoning(response: str) -> dict[str, str]:
     order = sorted(starts.items(), key=lambda kv: kv[1])
     out = {letter: "" for letter in LETTERS}
     for i, (letter, start) in enumerate(order):
-        end = order[i + 1][1] if i + 1 < len(order) else len(text)
+        if i + 1 < len(order):
+            end = order[i + 1][1]
+        else:
+            summary = _CONCLUSION.search(text, start + 1)
+            end = summary.start() if summary else len(text)
         out[letter] = text[start:end].strip()
     return out
 

@@ -30,6 +30,7 @@ class AppConfig:
     annotator: str = field(default="annotator", metadata={"help": "annotator name when no login is required"})
     max_new_tokens: int = field(default=256, metadata={"help": "longest reasoning the model may write"})
     prefill_cot: bool = field(default=True, metadata={"help": "ask the model for reasoning on items that have none"})
+    max_file_size: str = field(default="25mb", metadata={"help": "largest upload Gradio accepts (e.g. 25mb)"})
 
 
 def prepare(cfg: AppConfig):
@@ -94,7 +95,8 @@ def serve(cfg: AppConfig, block: bool = True):
     demo.launch(
         server_name=cfg.host, server_port=cfg.port, auth=auth,
         auth_message="Log in with your annotator name and password." if auth else None,
-        prevent_thread_lock=not block, show_error=True, quiet=not block, **launch_kwargs(),
+        prevent_thread_lock=not block, show_error=True, quiet=not block, max_file_size=cfg.max_file_size,
+        **launch_kwargs(),
     )
     return demo
 

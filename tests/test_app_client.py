@@ -3,6 +3,7 @@ screening, bad input, annotations that survive a restart, concurrent clients, lo
 from __future__ import annotations
 
 import json
+import os
 import threading
 
 import pytest
@@ -45,7 +46,7 @@ def start(files, store_path, **kw):
 
 @pytest.fixture(scope="module")
 def served(app_files):
-    demo, url = start(app_files, app_files["root"] / "store.sqlite")
+    demo, url = start(app_files, app_files["root"] / "store.sqlite", max_file_size="200kb")
     yield url
     demo.close()
 
@@ -98,6 +99,11 @@ def test_bad_input_gets_a_message_and_the_app_keeps_serving(served, app_files, t
     junk.write_bytes(b"this is not a picture")
     with pytest.raises(AppError, match="candidate C is unreadable"):
         c.predict(files[0], files[1], files[2], handle_file(str(junk)), files[4], "direct", api_name="/screen")
+    # An upload over the size limit (200 kB here, 25 MB by default) is refused before it is stored.
+    big = tmp_path / "big.png"
+    big.write_bytes(os.urandom(300_000))
+    with pytest.raises(Exception, match="exceeds the maximum file size"):
+        c.predict(files[0], files[1], files[2], files[3], handle_file(str(big)), "cot", api_name="/screen")
     # A label that contradicts itself is refused, nothing is written.
     key = c.predict("unlabelled", api_name="/load_queue")[0]
     with pytest.raises(AppError, match="contradicts"):

@@ -92,6 +92,20 @@ def test_split_reasoning_gives_each_candidate_its_part():
     }
 
 
+def test_split_reasoning_of_an_oracle_style_cot_leaves_out_the_summary():
+    # The synthetic oracle's CoT style: an overview naming all letters, per-candidate parts, a summary.
+    text = ("<think>The original shows a blister pack. I check A, B, C and D in turn. A: A cup that is not in "
+            "the original stands next to it. A fails on extension rationality. B: the product matches the "
+            "original. B is acceptable. C: same product, nothing added. C passes. D: the product floats. "
+            "The acceptable images are B and C, so the answer is BC.</think><answer>BC</answer>")
+    parts = H.split_reasoning(text)
+    assert parts["A"] == ("A: A cup that is not in the original stands next to it. "
+                          "A fails on extension rationality.")
+    assert parts["B"] == "B: the product matches the original. B is acceptable."
+    assert parts["C"] == "C: same product, nothing added. C passes."
+    assert parts["D"] == "D: the product floats."
+
+
 def test_split_reasoning_ignores_the_article_a_and_handles_partial_text():
     # "A red box" is an article, not candidate A; a response still streaming (no </think>) splits too.
     parts = H.split_reasoning("<think>A red box stands on a table. B: the shadow points the wrong way. D")

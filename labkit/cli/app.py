@@ -36,6 +36,7 @@ def register(sub):
     p.add_argument("--auth-file", help="annotators and passwords; login becomes required")
     p.add_argument("--annotator", default="annotator", help="annotator name when no login is required")
     p.add_argument("--max-new-tokens", type=int, default=256, help="longest reasoning the model may write")
+    p.add_argument("--max-file-size", default="25mb", help="largest upload accepted (Gradio size string)")
     p.add_argument("--no-prefill", action="store_true", help="do not ask the model for reasoning on unlabelled items")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
@@ -118,6 +119,6 @@ def run(args) -> int:
         hard = str(found) if found else None
     cfg = AppConfig(model=model, store=args.store, data=data, hard_cases=hard, host=args.host, port=args.port,
                     auth_file=args.auth_file, annotator=args.annotator, max_new_tokens=args.max_new_tokens,
-                    prefill_cot=not args.no_prefill)
+                    prefill_cot=not args.no_prefill, max_file_size=args.max_file_size)
     serve(cfg, block=True)
     return 0
