@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     cpu_total = (c2 - c0)
     print(f"synth speed, {args.size} px, {n} samples, seed {args.seed}, one process, load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores")
-    print(f"  drawing   {1000 * draw / n:7.2f} ms CPU/sample (scene, product, defects, labels)")
+    print(f"  drawing   {1000 * draw / n:7.2f} ms CPU/sample (scene, product, defects)")
     print(f"  encoding  {1000 * encode / n:7.2f} ms CPU/sample (5 PNGs, level {config.png_compress_level})")
     print(f"  writing   {1000 * write_cpu / n:7.2f} ms CPU/sample (schema validation + Parquet), {1000 * write_wall / n:.2f} ms wall")
     rate_wall = n / (w2 - w0)

@@ -92,6 +92,18 @@ def test_default_mix_follows_the_paper():
     assert spec.answer == "N" and all(t == ["physical_shadow"] for t in spec.candidate_defects)
 
 
+def test_kind_weights_and_product_kinds_steer_the_draw():
+    """kind_weights of 0 remove a finer kind; product_kinds restricts the drawn products."""
+    cfg = SynthConfig(size=48, dimension_mix={"placement_layout": 1.0}, kind_weights={"floating": 0, "tilt": 0},
+                      product_kinds=("bottle",), secondary_rate=0.0)
+    kinds = set()
+    for index in range(30):
+        spec, _ = build_spec(index, "train", cfg)
+        assert spec.product.kind == "bottle"
+        kinds |= {d["kind"] for ds in spec.defects for d in ds}
+    assert kinds == {"sinking", "wrong_scale"}
+
+
 def test_bad_options_are_named():
     """Bad options fail with errors that name them."""
     with pytest.raises(ValueError, match="at least 48"):

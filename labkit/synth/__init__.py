@@ -6,7 +6,11 @@ place it in a scene (a table, shelf or floor in perspective, a wall, props, a li
 the scene shows through a window, a brighter side and the props' shadows). An acceptable
 candidate is the unchanged product standing on the surface at a plausible size with a
 shadow that agrees with the light; the others carry defects of the four dimensions, each
-with a severity from obvious (1) to subtle (0).
+with a severity from obvious (1) to subtle (0). The four candidates of a sample share one
+scene (as four generations from one reference background would) and differ in the product's
+position, depth and a few percent of scale, so defects stand out against their siblings.
+Every label is true to the pixels: a defect always changes the image (tested down to 48 px at
+the subtlest severity) and an acceptable candidate shows exactly the clean product.
 
 Labels. ``candidate_defects`` lists, per candidate, the **dimension tags** of its defects
 (``appearance_deformation``, ``physical_shadow``, ``placement_layout``,
