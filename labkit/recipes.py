@@ -32,6 +32,7 @@ from typing import Any
 
 STAGES = ("sft", "grpo")
 SFT_TASKS = ("screen", "caption")
+COT_STYLES = ("sample", "verdicts")
 PLACEHOLDERS = ("run_dir", "arm")
 
 
@@ -78,6 +79,7 @@ class Recipe:
     extra_splits: list[str] = field(default_factory=list, metadata={"help": "more splits appended to the training data (SFT), e.g. [pseudo_label]"})
     tasks: list[str] = field(default_factory=lambda: ["screen"], metadata={"help": "SFT row kinds: screen (prompt -> CoT/answer) and/or caption (stage 1.1)"})
     limit: int | None = field(default=None, metadata={"help": "use at most this many training samples (the first ones); null: all"})
+    cot: str = field(default="sample", metadata={"help": "SFT reasoning target: sample (the sample's own cot) or verdicts (one short verdict per candidate from its defect tags: short completions for CPU)"})
     conversion: ConversionSpec = field(default_factory=ConversionSpec, metadata={"help": "prompt form, image layout, answer variant, image size"})
     freeze: FreezeSpec = field(default_factory=FreezeSpec, metadata={"help": "parts of the model to freeze"})
     lora: dict | None = field(default=None, metadata={"help": "peft.LoraConfig kwargs; null trains full weights. Merged into final/"})
@@ -234,6 +236,8 @@ def validate(recipe: Recipe, where: str = "recipe", check_training: bool = True)
         raise RecipeError(f"{where}: training must be a mapping of TRL config kwargs")
     if not isinstance(recipe.hcm, dict):
         raise RecipeError(f"{where}: hcm must be a mapping (empty for no hard-case mining)")
+    if recipe.cot not in COT_STYLES:
+        raise RecipeError(f"{where}: cot must be one of {', '.join(COT_STYLES)}, got {recipe.cot!r}")
     if recipe.stage == "sft":
         if not recipe.tasks or any(t not in SFT_TASKS for t in recipe.tasks):
             raise RecipeError(f"{where}: tasks must be a non-empty list from {SFT_TASKS}, got {recipe.tasks!r}")

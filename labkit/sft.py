@@ -30,13 +30,46 @@ from labkit.training import (
 )
 
 
-def screen_row(sample: dict, conv) -> dict | None:
+# Short words per defect dimension for the "verdicts" reasoning style.
+VERDICT_WORDS = {
+    "appearance_deformation": "product changed",
+    "physical_shadow": "wrong shadow",
+    "placement_layout": "bad placement",
+    "extension_rationality": "added items",
+}
+
+
+def verdicts_cot(sample: dict) -> str | None:
+    """A short reasoning from the defect tags: one verdict per candidate, e.g.
+    ``A: fine. B: wrong shadow. C: fine. D: product changed, bad placement.``
+
+    None when the sample has no per-candidate tags. Used by small recipes (``cot: verdicts``)
+    so that CPU GRPO completions are a few dozen tokens instead of a few hundred.
+    """
+    from labkit.metrics import LETTERS
+
+    defects = sample.get("candidate_defects")
+    if not defects:
+        return None
+    parts = []
+    for letter, tags in zip(LETTERS, defects):
+        words = [VERDICT_WORDS.get(t, t.replace("_", " ")) for t in dict.fromkeys(tags)]
+        parts.append(f"{letter}: {', '.join(words) if words else 'fine'}.")
+    return " ".join(parts)
+
+
+def screen_row(sample: dict, conv, cot_style: str = "sample") -> dict | None:
     """One screening SFT row, or None when the sample has nothing to teach."""
     from labkit.data import sample_images, to_sft_row, user_message
     from labkit.metrics import parse_answer
     from labkit.prompts import screening_prompt
 
     if sample.get("answer") is not None:
+        if cot_style == "verdicts" and conv.form == "cot":
+            short = verdicts_cot(sample)
+            if short is None:
+                return None
+            sample = dict(sample, cot=short)
         return to_sft_row(sample, conv)
     cot = (sample.get("cot") or "").strip()
     # Weak CoT (pseudo_label): the strong VLM's own reasoning and answer, used as written.
@@ -68,7 +101,7 @@ def build_sft_dataset(recipe):
             else:
                 skipped["caption"] += 1
         if "screen" in recipe.tasks:
-            row = screen_row(sample, conv)
+            row = screen_row(sample, conv, recipe.cot)
             if row is None:
                 skipped["screen"] += 1
             else:
