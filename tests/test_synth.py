@@ -1,7 +1,6 @@
 """Tests of the procedural screening data (labkit.synth): labels, determinism, pixels, photos, CLI."""
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
@@ -18,10 +17,6 @@ from labkit.synth import (
 from labkit.synth.defects import product_height
 
 SIZE = 128
-
-
-def _png(cell) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(cell["bytes"])).convert("RGB"))
 
 
 # ----------------------------------------------------------------------------- labels
@@ -68,10 +63,11 @@ def test_defect_tags_name_the_defects_drawn():
     for index in range(40):
         spec, _ = build_spec(index, "train", cfg)
         for defects, tags in zip(spec.defects, spec.candidate_defects):
-            assert tags == list(dict.fromkeys(DEFECT_KINDS_OF(d) for d in defects))
+            assert tags == list(dict.fromkeys(_dimension_of(d) for d in defects))
 
 
-def DEFECT_KINDS_OF(record):
+def _dimension_of(record):
+    """The dimension of a defect record, checking that its finer kind belongs to it."""
     assert record["kind"] in DEFECT_KINDS[record["dimension"]]
     return record["dimension"]
 

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from labkit.synth.sample import SPLIT_CODES, SynthConfig, render_sample, split_plan
+from labkit.synth.sample import SynthConfig, render_sample, split_plan
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 SPLIT_ARGS = {"train": "train", "test": "test", "pseudo_label": "pseudo", "exploration": "exploration"}

@@ -134,7 +134,7 @@ def _pill(draw: ImageDraw.ImageDraw, cx, cy, length, angle, colour):
                      outline=(70, 70, 70))
 
 
-def _decorate(img: Image.Image, box, style: str, size_frac: float, n: int, seed_mask: np.ndarray):
+def _decorate(img: Image.Image, box, style: str, size_frac: float, n: int):
     """Decorations stuck on the product's edges (a bow on top, sparkles or leaves on its sides)."""
     d = ImageDraw.Draw(img)
     x0, y0, x1, y1 = box
@@ -248,7 +248,7 @@ def render_candidate(bg: np.ndarray, scene: Scene, product: Product, placement: 
     if "decoration" in by:
         q = by["decoration"]
         pim = Image.fromarray(img)
-        _decorate(pim, info["box"], q["style"], q["size"], q["n"], info["mask"])
+        _decorate(pim, info["box"], q["style"], q["size"], q["n"])
         img = np.asarray(pim)
     info["extras"] = extras
     return img, info
