@@ -429,6 +429,13 @@ class ItemView:
     cot_source: str  # "your label", "mining", "dataset", "" (none: ask the model)
     flag: bool
     position: str
+    others: dict[str, str] = field(default_factory=dict)  # other annotators' current answers
+
+    def others_text(self) -> str:
+        """Other annotators' answers, for the flagged and disagreements queues."""
+        if not self.others:
+            return ""
+        return "others: " + ", ".join(f"{name} {answer}" for name, answer in sorted(self.others.items()))
 
 
 def item_view(store, index: SampleIndex, annotator: str, key: str, position: str = "",
@@ -445,7 +452,7 @@ def item_view(store, index: SampleIndex, annotator: str, key: str, position: str
     sample = index.get(sample_id)
     images = index.images(sample_id)
     mine = store.current_labels(dataset=dataset, sample_id=sample_id)
-    event = next(iter(mine.values()), {}).get(annotator) if mine else None
+    event = next(iter(mine.values()), {}).get(annotator) if mine else None  # one sample: one entry
     accepted, tags = choices_of(event)
     if event is not None and event.cot:
         cot, source = event.cot, "your label"
@@ -455,7 +462,9 @@ def item_view(store, index: SampleIndex, annotator: str, key: str, position: str
         cot, source = sample["cot"], "dataset"
     else:
         cot, source = "", ""
-    return ItemView(key, images, accepted, tags, cot, source, bool(event and event.flag), position)
+    labels = next(iter(mine.values()), {}) if mine else {}
+    others = {name: (ev.answer or "flagged") for name, ev in labels.items() if name != annotator}
+    return ItemView(key, images, accepted, tags, cot, source, bool(event and event.flag), position, others)
 
 
 # ----------------------------------------------------------------------------- figures

@@ -89,6 +89,9 @@ def serve(cfg: AppConfig, block: bool = True):
 
     if not cfg.port:
         cfg.port = free_port(cfg.host)
+    if cfg.host not in ("127.0.0.1", "localhost", "::1") and not cfg.auth_file:
+        print(f"labkit app: warning: serving on {cfg.host} without --auth-file; anyone who reaches this "
+              "port can label as the default annotator", flush=True)
     demo, auth, summary = prepare(cfg)
     print(f"labkit app: model={summary['model']} data={summary['data']} samples={summary['samples']} "
           f"hard={summary['hard']} store={summary['store']} login={'yes' if summary['login'] else 'no'}", flush=True)

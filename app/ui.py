@@ -220,7 +220,10 @@ def build_demo(
                             fail(exc)
                         st = {**st, "index": i, "t0": time.time()}
                         source = f"prefilled from: {view.cot_source}" if view.cot_source else ""
-                        return (st, view.key, f"queue **{st['queue']}**: item {view.position}", *view.images,
+                        where = f"queue **{st['queue']}**: item {view.position}"
+                        if view.others:
+                            where += f" · {view.others_text()}"
+                        return (st, view.key, where, *view.images,
                                 view.accepted, *view.tags, view.cot, source, view.flag, status_text)
 
                     def load_queue(queue_name, st, request: gr.Request):

@@ -45,7 +45,24 @@ def start(files, store_path, **kw):
 
 
 @pytest.fixture(scope="module")
-def served(app_files):
+def model_loads():
+    """Counts calls of labkit.models.load while the module's app serves."""
+    import labkit.models
+
+    calls = []
+    real = labkit.models.load
+
+    def counting_load(*args, **kw):
+        calls.append(args)
+        return real(*args, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(labkit.models, "load", counting_load)
+        yield calls
+
+
+@pytest.fixture(scope="module")
+def served(app_files, model_loads):
     demo, url = start(app_files, app_files["root"] / "store.sqlite", max_file_size="200kb")
     yield url
     demo.close()
@@ -169,6 +186,17 @@ def test_concurrent_clients(served, app_files):
     assert all(r[0].startswith("Done in") and r[1].startswith(f"Saved `ds/s000{i}`") for i, r in results.items())
     events = store.events()[before:]
     assert sorted(e.cot for e in events) == [f"client {i}" for i in range(4)]
+
+
+def test_model_loaded_once_at_start(served, app_files, model_loads):
+    # The model is loaded when the app starts, never per request: requests add no load.
+    assert len(model_loads) >= 1
+    before = len(model_loads)
+    c = client(served)
+    for form in ("cot", "direct", "cot"):
+        assert c.predict(*uploads(app_files), form, api_name="/screen")[6].startswith("Done in")
+    c.predict("ds/s0005", api_name="/ask_model")
+    assert len(model_loads) == before
 
 
 def test_login_required_and_labels_attributed(app_files, tmp_path):

@@ -231,6 +231,8 @@ def test_figures_carry_the_store_numbers(store_and_index):
     bars = dict(zip(fig.data[0].x, fig.data[0].y))
     assert bars["samples"] == 3 and bars["labelled"] == 1 and bars["unlabelled"] == 2
     assert dict(zip(fig.data[1].x, fig.data[1].y)) == {"ana": 1, "bo": 1}
+    # Each annotator sees the other's answer (flagged / disagreements queues).
+    assert H.item_view(store, index, "ana", f"{index.name}/s0000").others_text() == "others: bo A"
     agree = H.agreement_figure(store.agreement(index.name))
     assert dict(zip(agree.data[0].x, agree.data[0].y))["exact answer"] == 1.0
 
