@@ -22,6 +22,7 @@ from app import handlers as H
 from labkit.metrics import LETTERS
 
 SHORTCUTS_JS = Path(__file__).with_name("shortcuts.js")
+MAX_PICK = 2000  # samples offered in the Screen tab's picker
 
 CSS = """
 .zoomable img { cursor: zoom-in; transition: transform 0.1s ease-out; width: 100%; height: 100%; object-fit: contain; }
@@ -100,7 +101,8 @@ def build_demo(
                         if index is not None:
                             hard = set(store.queue("hard", dataset=index.name)) if store is not None else set()
                             hard_ids = {k.sample_id for k in hard}
-                            ids = sorted(index.ids(), key=lambda s: (s not in hard_ids, s))
+                            # Hard cases first; a huge split (exploration) is cut to keep the page light.
+                            ids = sorted(index.ids(), key=lambda s: (s not in hard_ids, s))[:MAX_PICK]
                             pick = gr.Dropdown([(f"★ {s}" if s in hard_ids else s, s) for s in ids], value=None,
                                                label="…or pick a dataset sample (★ hard case)", elem_id="screen-pick")
                         run = gr.Button("Screen", variant="primary", elem_id="screen-btn")
