@@ -195,3 +195,48 @@ def prepare(
     }
     (out / "dataset.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def mc_info(root: str | os.PathLike) -> dict:
+    """Per split of a prepared MC folder: size, categories, answer letters, option counts, random baseline."""
+    import pyarrow.parquet as pq
+
+    from labkit.mc_metrics import random_baseline_mc
+
+    root = Path(root)
+    manifest = json.loads((root / "dataset.json").read_text())
+    info = {"benchmark": manifest.get("benchmark"), "protocol": manifest.get("protocol"), "seed": manifest.get("seed"),
+            "published_split": manifest.get("published_split"), "skipped": manifest.get("skipped", 0), "splits": {}}
+    for f in sorted(root.glob("*.parquet")):
+        table = pq.read_table(f, columns=["answer", "category", "n_options"])
+        answers = table.column("answer").to_pylist()
+        n_opts = table.column("n_options").to_pylist()
+        cats: dict[str, int] = {}
+        for c in table.column("category").to_pylist():
+            cats[c or "all"] = cats.get(c or "all", 0) + 1
+        letters: dict[str, int] = {}
+        for a in answers:
+            letters[a] = letters.get(a, 0) + 1
+        info["splits"][f.stem] = {
+            "n": table.num_rows, "categories": dict(sorted(cats.items())), "answers": dict(sorted(letters.items())),
+            "options": [min(n_opts), max(n_opts)] if n_opts else None,
+            "random_baseline": random_baseline_mc(n_opts) if n_opts else None,
+        }
+    return info
+
+
+def print_mc_info(root: str | os.PathLike, as_json: bool = False) -> int:
+    """`labkit info` for a prepared MC folder."""
+    info = mc_info(root)
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"MC dataset {root}: {info['benchmark']} ({info['published_split']} split, protocol {info['protocol']}, "
+          f"seed {info['seed']}; {info['skipped']} rows skipped)")
+    print(f"{'split':<8}{'n':>6}{'options':>9}{'random %':>10}  answers / categories")
+    for split, s in info["splits"].items():
+        opts = "-" if not s["options"] else f"{s['options'][0]}-{s['options'][1]}"
+        rnd = "-" if s["random_baseline"] is None else f"{s['random_baseline']:.2f}"
+        print(f"{split:<8}{s['n']:>6}{opts:>9}{rnd:>10}  {', '.join(f'{k}={v}' for k, v in s['answers'].items())}")
+        print(f"{'':<33}{', '.join(f'{k}={v}' for k, v in s['categories'].items())}")
+    return 0

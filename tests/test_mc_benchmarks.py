@@ -267,6 +267,10 @@ def test_cli_prepare_and_errors(tmp_path, capsys):
     root = write_blink(tmp_path / "BLINK")
     assert main(["mc-prepare", "--benchmark", "blink", "--source", str(root), "--out", str(tmp_path / "b")]) == 0
     assert "train 4, test 4" in capsys.readouterr().out
+    # `labkit info` recognises a prepared MC folder (kind "mc") and summarises it.
+    assert main(["info", str(tmp_path / "b")]) == 0
+    info = capsys.readouterr().out
+    assert "MC dataset" in info and "blink (val split, protocol split, seed 0" in info and "Counting=2" in info
     assert main(["mc-prepare", "--benchmark", "blink", "--source", str(root), "--split", "test",
                  "--out", str(tmp_path / "c")]) == 1
     assert "answers are hidden" in capsys.readouterr().err

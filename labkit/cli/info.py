@@ -14,7 +14,10 @@ def register(sub):
 
 def run(args) -> int:
     from labkit.data import dataset_info
+    from labkit.mc_data import is_mc_dataset, print_mc_info
 
+    if is_mc_dataset(args.dataset):  # a generalisation benchmark (labkit mc-prepare) has its own summary
+        return print_mc_info(args.dataset, as_json=args.json)
     info = dataset_info(args.dataset)
     if not info:
         raise FileNotFoundError(f"no dataset splits (*.parquet) in {args.dataset!r}")
