@@ -30,7 +30,7 @@ CSS = """
 .zoomable .image-container, .zoomable .image-frame { overflow: hidden; }
 #reasoning textarea { font-family: ui-monospace, monospace; }
 [id^=screen-] img { width: 100%; height: 100%; object-fit: contain; }
-.verdict { min-height: 6em; }
+.verdict { min-height: 6em; max-height: 18em; overflow-y: auto; }
 """
 
 GUIDELINES = """
