@@ -358,6 +358,18 @@ def test_generalise_recipes_and_set_load(tmp_path):
         if r.stage == "grpo":
             assert r.rewards == {"mc_format": 1.0, "mc_accuracy": 1.0}, f
             assert bool(r.hcm) == (r.arm == "hcm-grpo") and (not r.hcm or r.hcm["late_mix"] == "all+hard"), f
+        if "small" not in f:
+            # GPU variants carry Table 2: G=4, beta 0.04, top_k 3, top_p 0.8, T=1, batch 8; 5 epochs
+            # (HCM: 3 + 2 as one trainer epoch); SFT freezes ViT + aligner; the paper's model size.
+            t = r.training
+            assert t["per_device_train_batch_size"] == 8 and t["bf16"] is True, f
+            size = "1B" if "muirbench" in f else "2B"
+            assert r.model == f"InternVL3-{size}-hf" if r.stage == "sft" else r.model.endswith("/sft/final"), f
+            if r.stage == "grpo":
+                assert (t["num_generations"], t["beta"], t["top_k"], t["top_p"], t["temperature"]) == (4, 0.04, 3, 0.8, 1.0)
+                assert (r.hcm["switch_epoch"], r.hcm["late_epochs"]) == (3, 2) if r.hcm else t["num_train_epochs"] == 5
+            else:
+                assert t["num_train_epochs"] == 5 and r.freeze.vision and r.freeze.projector and not r.freeze.language
     rs = load_recipe_set("generalise")
     assert [a.name for a in rs.arms] == ["base", "sft", "mine", "grpo", "hcm-grpo"]
     data = tmp_path / "run" / "data"
@@ -478,3 +490,35 @@ def mc_synth_colours():
     from labkit.mc_synth import COLOURS
 
     return set(COLOURS)
+
+
+@pytest.mark.slow
+def test_trl_trains_on_mc_rows(tmp_path, tiny_internvl):
+    # The MC rows are what TRL's trainers take as they are: one SFT step (assistant-only loss) and
+    # one GRPO step with the mc rewards, on MuirBench items mixing 2 and 5 images per prompt.
+    from trl import GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
+
+    from labkit.data import Conversion
+    from labkit.models import load
+    from labkit.rewards import REWARDS
+
+    out = tmp_path / "prep"
+    mc_data.prepare("muirbench", write_muirbench(tmp_path / "MUIR"), out, seed=0)
+    ds = mc_data.load_mc(out, "train")
+    assert sorted(set(ds["n_options"])) == [3, 5]  # both tasks: 2-image and 5-image prompts
+    conv = Conversion(form="cot", image_size=28)
+    common = dict(use_cpu=True, bf16=False, report_to="none", max_steps=1, gradient_checkpointing=False,
+                  dataloader_num_workers=0, save_strategy="no", learning_rate=1e-3)
+    model, processor = load(tiny_internvl)
+    sft = SFTTrainer(model=model, processing_class=processor, train_dataset=mc_tasks.to_sft_dataset(ds, conv),
+                     args=SFTConfig(output_dir=str(tmp_path / "sft"), per_device_train_batch_size=4,
+                                    assistant_only_loss=True, max_length=None, **common))
+    loss = sft.train().training_loss
+    assert loss > 0 and loss == loss  # a finite, non-zero cross-entropy on the targets
+    grpo = GRPOTrainer(model=model, processing_class=processor, train_dataset=mc_tasks.to_grpo_dataset(ds, conv),
+                       reward_funcs=[REWARDS["mc_format"], REWARDS["mc_accuracy"]],
+                       args=GRPOConfig(output_dir=str(tmp_path / "grpo"), per_device_train_batch_size=4, num_generations=2,
+                                       max_completion_length=8, beta=0.0, logging_steps=1, **common))
+    grpo.train()
+    logged = [h for h in grpo.state.log_history if "rewards/mc_accuracy_reward/mean" in h]
+    assert logged and 0.0 <= logged[0]["rewards/mc_accuracy_reward/mean"] <= 1.0
