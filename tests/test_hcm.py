@@ -200,3 +200,26 @@ def test_mining_agrees_with_evaluator(tiny_internvl, synth_dataset, tmp_path):
     saved = json.loads((tmp_path / "mine" / "mining.json").read_text())
     assert saved["hard"] + saved["easy"] == 12 == summary["n"]
     assert saved["hard"] == sum(r["hard"] for r in mined)
+
+
+@pytest.mark.parametrize("folder", ["recipes/small", "recipes/paper/1b", "recipes/paper/2b"])
+def test_hcm_recipes_differ_from_dpa_grpo_only_in_the_schedule(folder):
+    # Table 6/7 compare HCM arms with DPA-GRPO: same model, data, rewards and trainer settings; only the
+    # hcm block, the arm name and the trainer-epoch bookkeeping differ. Each of the five Table 7 mixes exists.
+    from pathlib import Path
+
+    from labkit.recipes import load_recipe
+
+    dpa = load_recipe(f"{folder}/dpa-grpo.yaml").to_dict()
+    mixes = set()
+    for path in sorted(Path(folder).glob("hcm-grpo*.yaml")):
+        r = load_recipe(path).to_dict()
+        mixes.add(r["hcm"]["late_mix"])
+        HCMConfig.from_dict(r["hcm"])
+        assert r["training"]["num_train_epochs"] == 1
+        for key in set(dpa) - {"arm", "description", "hcm", "training", "source", "output_dir"}:
+            assert r[key] == dpa[key], (path, key)
+        skip = {"num_train_epochs", "save_strategy", "save_steps"}
+        assert {k: v for k, v in r["training"].items() if k not in skip} == \
+            {k: v for k, v in dpa["training"].items() if k not in skip}, path
+    assert mixes == set(LATE_MIXES)
