@@ -56,6 +56,7 @@ class Arm:
     set: dict = field(default_factory=dict, metadata={"help": "recipe overrides, dotted keys"})
     needs: list[str] = field(default_factory=list, metadata={"help": "arms that must finish first"})
     tables: list[int] = field(default_factory=list, metadata={"help": "paper tables this arm belongs to"})
+    limit: int | None = field(default=None, metadata={"help": "mine arms: only the first N training samples (match the GRPO recipes' limit)"})
     description: str = field(default="", metadata={"help": "what the arm is"})
 
 
@@ -259,6 +260,8 @@ class Runner:
 
         t = time.time()
         ev = {k: v for k, v in self.evaluation.items() if k != "split"}
+        if arm.limit is not None:
+            ev["limit"] = arm.limit
         conv = {"form": "cot", "layout": "separate", "variant": "train", "image_size": None}
         conv.update(arm.conversion)
         summary = mine_hard(_fmt(arm.model, self.out), self.data_dir, "train", arm_dir, seed=self.seed,
