@@ -80,7 +80,7 @@ REQUIRED_COLUMNS = {
     "muirbench": ("idx", "question", "options", "image_list", "answer"),
     "realworldqa": ("image", "question", "answer"),
 }
-HIDDEN_WORDS = {"hidden", "", "none", "n/a", "?"}
+HIDDEN_WORDS = {"hidden"}  # what BLINK's test split holds in place of the answer (and None)
 PROTOCOLS = ("split", "all-test")
 IMAGE_PLACEHOLDER = "<image>"
 
@@ -162,6 +162,8 @@ def _answer_letter(raw: Any, options: list[str], fail) -> str | None:
         fail(f"answer must be text, got {type(raw).__name__} {raw!r}")
     letters = letters_for(len(options))
     text = raw.strip()
+    if not text:
+        fail("answer is empty")
     m = re.fullmatch(r"\(?([A-Za-z])\)?\.?", text)
     if m:
         letter = m.group(1).upper()
