@@ -37,6 +37,14 @@ def test_sampler_keeps_trl_grouping_and_constant_length():
         chunks = [prompts[i:i + 3] for i in range(0, len(prompts), 3)]
         assert all(chunks[i] == chunks[i + 1] for i in range(0, len(chunks), 2))
     assert len(set(lengths)) == 1
+    # resume relies on the order being a function of (seed, epoch): a fresh sampler replays it exactly,
+    # so the trainer's skip_first_batches skips exactly the batches already trained on
+    again = HCMSampler(20, hard, HCMConfig(switch_epoch=3, late_epochs=2, late_mix="all+hard"),
+                       mini_repeat_count=4, batch_size=3, repeat_count=2, seed=5)
+    again.set_epoch(2)
+    assert list(again) == seq
+    s.set_epoch(0)
+    assert list(s) != seq  # a new trainer epoch reshuffles
     # 3 epochs of 20 prompts (18 after dropping the incomplete chunk) + 2 of 25 (24): exact sum
     assert lengths[0] == (3 * 18 + 2 * 24) * 4 * 2
 
