@@ -41,10 +41,11 @@ VERDICT_WORDS = {
 
 def verdicts_cot(sample: dict) -> str | None:
     """A short reasoning from the defect tags: one verdict per candidate, e.g.
-    ``A: fine. B: wrong shadow. C: fine. D: product changed, bad placement.``
+    ``A: ok. B: no, wrong shadow. C: ok. D: no, product changed, bad placement.``
 
-    None when the sample has no per-candidate tags. Used by small recipes (``cot: verdicts``)
-    so that CPU GRPO completions are a few dozen tokens instead of a few hundred.
+    The yes/no word comes first, so a model decides acceptability in one token before naming
+    the defect. None when the sample has no per-candidate tags. Small recipes use it
+    (``cot: verdicts``) so that CPU GRPO completions are a few dozen tokens, not a few hundred.
     """
     from labkit.metrics import LETTERS
 
@@ -54,7 +55,7 @@ def verdicts_cot(sample: dict) -> str | None:
     parts = []
     for letter, tags in zip(LETTERS, defects):
         words = [VERDICT_WORDS.get(t, t.replace("_", " ")) for t in dict.fromkeys(tags)]
-        parts.append(f"{letter}: {', '.join(words) if words else 'fine'}.")
+        parts.append(f"{letter}: no, {', '.join(words)}." if words else f"{letter}: ok.")
     return " ".join(parts)
 
 

@@ -109,6 +109,8 @@ def test_unknown_keys_are_errors_naming_the_key(tmp_path):
         recipe_from_dict(base(data="{data_dir}/x"))
     with pytest.raises(RecipeError, match="rewards are for stage grpo"):
         recipe_from_dict(base(stage="sft", training={}))
+    with pytest.raises(RecipeError, match="cot must be one of"):
+        recipe_from_dict(base(cot="long"))
     with pytest.raises(RecipeError, match="nothing would train"):
         recipe_from_dict(base(freeze={"vision": True, "projector": True, "language": True}))
     bad = tmp_path / "bad.yaml"

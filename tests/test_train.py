@@ -205,3 +205,30 @@ def test_model_parts_cover_every_parameter(tiny_internvl):
     assert sorted(names) == sorted(n for n, _ in model.named_parameters())
     assert all(n.startswith("model.vision_tower.") for n in parts["vision"])
     assert all(n.startswith("model.multi_modal_projector.") for n in parts["projector"])
+
+
+def test_sft_rows_for_stage11_and_verdicts(tmp_path):
+    # Stage 1.1 rows: a caption turn per captioned sample plus a screening turn with the weak CoT;
+    # "verdicts" reasoning is one yes/no verdict per candidate from the defect tags.
+    from conftest import make_sample
+
+    from labkit.data import save_split
+    from labkit.sft import build_sft_dataset, verdicts_cot
+
+    samples = [make_sample(i, a, split="pseudo_label", caption=f"Original: box {i}.", cot=f"A looks fine {i}.")
+               for i, a in enumerate(["AC", "N", "B"])]
+    samples.append(make_sample(3, "D", split="pseudo_label"))  # no caption: screening row only
+    save_split(samples, tmp_path / "ds", "pseudo_label")
+    base = {"arm": "s", "stage": "sft", "model": "m", "data": str(tmp_path / "ds"), "split": "pseudo_label",
+            "run_dir": str(tmp_path), "training": {}}
+    ds, info = build_sft_dataset(recipe_from_dict({**base, "tasks": ["caption", "screen"]}))
+    assert info == {"rows": 7, "samples": 4, "skipped": {"screen": 0, "caption": 1}}
+    replies = [row["messages"][1]["content"][0]["text"] for row in ds]
+    assert replies[0] == "Original: box 0." and replies[1] == "<think>A looks fine 0.</think><answer>AC</answer>"
+    assert all(len(row["images"]) == 5 for row in ds)
+    ds, _ = build_sft_dataset(recipe_from_dict({**base, "cot": "verdicts", "limit": 1}))
+    assert ds[0]["messages"][1]["content"][0]["text"] == (
+        "<think>A: ok. B: no, wrong shadow. C: ok. D: no, wrong shadow.</think><answer>AC</answer>")
+    assert verdicts_cot({"candidate_defects": None}) is None
+    direct, _ = build_sft_dataset(recipe_from_dict({**base, "conversion": {"form": "direct"}, "limit": 2}))
+    assert [r["messages"][1]["content"][0]["text"] for r in direct] == ["AC", "N"]
