@@ -33,9 +33,10 @@ test: venv chromium
 app: venv
 	$(BIN)/labkit app
 
+# The notebooks' kernel is this .venv's Python (labkit.notebooks kernel checks it, or installs one into .venv).
 lab: venv
-	$(BIN)/python -m ipykernel install --user --name labkit --display-name "labkit (.venv)" >/dev/null
-	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks
+	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks \
+		--MappingKernelManager.default_kernel_name=$$($(BIN)/python -m labkit.notebooks kernel)
 
 notebooks: venv
 	$(BIN)/python -m labkit.notebooks run

@@ -120,7 +120,9 @@ else:
     originals_dir.mkdir(parents=True, exist_ok=True)
     for i in range(P.originals):
         test[i]["original"].save(originals_dir / f"{test[i]['id']}.png")
-cfg = load_generate_recipe(P.generate_recipe if SMALL else GPU_GENERATE_RECIPE, {"seed": SEED})
+# Small mode: the tiny random FLUX models live in DATA_DIR too (built on first use, about 10 s).
+tiny = {"fill_model": str(DATA / "models" / "tiny-flux" / "fill"), "redux_model": str(DATA / "models" / "tiny-flux" / "redux")}
+cfg = load_generate_recipe(P.generate_recipe if SMALL else GPU_GENERATE_RECIPE, {"seed": SEED, **(tiny if SMALL else {})})
 print({k: getattr(cfg, k) for k in ("fill_model", "redux_model", "size", "steps", "guidance", "layouts")})
 
 # %% [markdown]
