@@ -200,9 +200,10 @@ def mc_prediction_row(item_id: str, response: str, answer: str, n_options: int, 
 
 
 def score_predictions(rows: list[dict]) -> dict:
-    """`score_mc` over predictions.jsonl rows."""
+    """`score_mc` over predictions.jsonl rows (per category only when items have categories)."""
+    cats = [r.get("dimension") or "" for r in rows]
     return score_mc([r["prediction"] for r in rows], [r["answer"] for r in rows],
-                    [int(r["n_options"]) for r in rows], [r.get("dimension") or "" for r in rows])
+                    [int(r["n_options"]) for r in rows], cats if any(cats) else None)
 
 
 def evaluate_mc(

@@ -289,6 +289,10 @@ def test_letter_parse_and_scores():
     assert p("(b) the second image", 2) == "B" and p("A, C", 4) is None and p("<think>no answer", 4) is None
     res = mc_metrics.score_mc(["A", "B", "A", None], ["A", "A", "A", "C"], [2, 2, 4, 4], ["x", "x", "y", "y"])
     assert res["overall"] == 50.0 and res["macro"] == 50.0 and res["unparsed"] == 1
+    # RealWorldQA has no categories: no per-category split, macro = micro.
+    flat = mc_tasks.score_predictions([{"prediction": "A", "answer": "A", "n_options": 3, "dimension": ""},
+                                       {"prediction": "B", "answer": "C", "n_options": 3, "dimension": ""}])
+    assert flat["per_dimension"] == {} and flat["macro"] == flat["overall"] == 50.0
     res = mc_metrics.score_mc(["A", "B", "A"], ["A", "A", "A"], [2, 2, 4], ["x", "x", "y"])
     assert round(res["overall"], 2) == 66.67 and res["macro"] == 75.0
     assert res["random_baseline"] == pytest.approx(100 * (0.5 + 0.5 + 0.25) / 3)
