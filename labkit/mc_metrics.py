@@ -22,7 +22,6 @@ Rewards (registered in `labkit.rewards.REWARDS`): ``mc_format`` (1.0 for
 """
 from __future__ import annotations
 
-import math
 import re
 from collections import defaultdict
 from typing import Any, Sequence
@@ -185,7 +184,3 @@ def mc_accuracy_reward(completions, answer=None, n_options=None, **kwargs) -> li
 
 
 MC_REWARDS = {"mc_format": mc_format_reward, "mc_accuracy": mc_accuracy_reward}
-
-
-def fmt_percent(x: float | None) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
