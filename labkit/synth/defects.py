@@ -18,6 +18,12 @@ extension_rationality      pills, added_prop, second_product, decoration (on the
 
 `render_candidate(bg, scene, product, placement, defects)` draws one candidate: the clean
 product on its surface with the scene's shadow when ``defects`` is empty.
+
+    rng = np.random.default_rng(0)
+    product, scene = random_product(rng), random_scene(rng)
+    bg = render_background(scene, 224)
+    img, info = render_candidate(bg, scene, product, {"x": 0.5, "t": 0.7, "scale": 1.0},
+                                 [make_defect("floating", 0.8, rng, product)])
 """
 from __future__ import annotations
 

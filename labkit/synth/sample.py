@@ -5,6 +5,9 @@ random generator is seeded with ``(config.seed, split, index)``, so any sample c
 redrawn alone, in any process, with identical bytes. `build_spec` gives the same sample's
 ground truth without pixels, and `render_spec` its images plus per-candidate geometry
 (product box and mask), which the tests use to check pixels.
+
+    from labkit.synth import SynthConfig, render_sample
+    sample = render_sample(3, "test", SynthConfig(size=112, seed=0))   # id "test-000003"
 """
 from __future__ import annotations
 

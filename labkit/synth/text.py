@@ -4,6 +4,11 @@
 scene, its shadow and whatever the defects changed. ``cot``: reasoning that walks through A,
 B, C and D, names what is wrong with each (or why it passes) and ends with the answer. The
 ``<think>``/``<answer>`` tags are not included: `labkit.prompts.target_text` adds them.
+`labkit.annotate` (oracle mode) rebuilds both from a sample's ``meta`` with these functions.
+
+    spec, rng = build_spec(0, "train", SynthConfig())
+    print(caption(spec.product, spec.scene, spec.defects))
+    print(chain_of_thought(spec.product, spec.scene, spec.defects, spec.answer, rng))
 """
 from __future__ import annotations
 
