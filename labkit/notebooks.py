@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import os
 import sys
@@ -113,9 +114,10 @@ def profile(small: bool = True, quick: bool = False) -> Profile:
             originals=2, annotate_limit=6, judge_max_new_tokens=32,
         )
     return Profile(
-        name="small", synth=dict(train=96, test=100, pseudo=96, size=56, seed=0, cot_style="short"),
+        # The `small` recipe set's sizes (recipes/sets/small.yaml), plus a pseudo_label split for stage 1.1.
+        name="small", synth=dict(train=256, test=100, pseudo=128, size=56, seed=0, cot_style="short"),
         model_size="small",
-        evaluation=dict(split="test", batch_size=20, max_new_tokens=96),
+        evaluation=dict(split="test", batch_size=20),
         originals=4, annotate_limit=16, judge_max_new_tokens=64,
     )
 
@@ -173,13 +175,17 @@ def lab_recipe_set(prof: Profile, data_dir, run_dir, *, table5: bool = True):
                 continue
             extra.append(a)
         arms[at:at] = extra
+    from labkit.ablate import Arm
+
     for a in arms:
+        if a.get("kind") == "mine" and "limit" in prof.grpo_set and "limit" in Arm.__dataclass_fields__:
+            a["limit"] = prof.grpo_set["limit"]   # mining covers exactly the samples GRPO trains on
         if not a.get("recipe"):
             continue
         stage = yaml.safe_load((ROOT / a["recipe"]).read_text()).get("stage")
-        overrides = dict(prof.sft_set if stage == "sft" else prof.grpo_set)
-        overrides.update(a.get("set") or {})
-        a["set"] = overrides
+        # The profile's settings win over the set's (quick mode shrinks every arm); arm-specific
+        # keys the profile does not name (model, tasks) stay.
+        a["set"] = {**(a.get("set") or {}), **(prof.sft_set if stage == "sft" else prof.grpo_set)}
         if a["name"] == "sft" and table5:
             a["tables"] = sorted(set(a.get("tables") or []) | {5})  # "answer-driven only" of Table 5
     raw["arms"] = arms
@@ -306,6 +312,12 @@ def sync_notebooks(folder: Path = NOTEBOOK_DIR, source: str = "py") -> list[Path
         ipynb = py.with_suffix(".ipynb")
         if source == "py":
             nb = strip_notebook(jupytext.read(py))
+            # Cell ids from the content (jupytext draws random ones): re-syncing changes nothing.
+            seen: dict[str, int] = {}
+            for cell in nb.cells:
+                h = hashlib.sha1(f"{cell.cell_type}\n{cell.source}".encode()).hexdigest()[:8]
+                seen[h] = seen.get(h, 0) + 1
+                cell["id"] = h if seen[h] == 1 else f"{h}-{seen[h]}"
             nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": KERNEL_NAME}
             nb.metadata.setdefault("jupytext", {})["formats"] = "ipynb,py:percent"
             nbformat.write(nb, ipynb)

@@ -70,7 +70,9 @@ from app import handlers as H
 from app.ui import build_demo, launch_kwargs
 from labkit.store import AnnotationStore
 
-screener = H.Screener.load(MODEL, max_new_tokens=P.evaluation["max_new_tokens"])
+# The generation settings every arm was evaluated with (03-04), so the app and the retrained model match them.
+EVAL = {k: v for k, v in json.loads((RUN / "results.json").read_text())["evaluation"].items() if k != "split"}
+screener = H.Screener.load(MODEL, max_new_tokens=EVAL.get("max_new_tokens", 256))
 store = AnnotationStore(DATA / "annotations.sqlite")
 index = H.SampleIndex(SYNTH)
 for split in index.splits:
@@ -169,10 +171,9 @@ overrides = {"run_dir": str(RUN), "arm": "sft-relabelled", "model": str(RUN / "s
 overrides.update(P.sft_set)
 recipe = load_recipe(recipe_path, overrides)
 final = run_sft(recipe)
-ev = {k: v for k, v in P.evaluation.items() if k != "split"}
 before = json.loads((RUN / "sft" / "done.json").read_text())
 after = evaluate(str(final), SYNTH, "test", image_size=P.image_size, out_dir=RUN / "sft-relabelled" / "eval",
-                 seed=SEED, progress=False, **ev)
+                 seed=SEED, progress=False, **EVAL)
 comparison = pd.DataFrame({"sft (03)": {"overall": before["overall"], "unparsed": before["unparsed"]},
                            "sft + relabelled hard cases": {"overall": after["overall"], "unparsed": after["unparsed"]}}).T
 display(comparison)
