@@ -439,3 +439,15 @@ def test_show_finds_samples_across_row_groups(tmp_path, synth_dataset):
         row = find_sample(tmp_path / "ds", f"train-{i:06d}")
         assert row["id"] == f"train-{i:06d}"
         assert row["original"]["bytes"] == table.column("original")[i].as_py()["bytes"]
+
+
+def test_text_corpus_covers_the_generated_texts():
+    """text_corpus gives, per sample, its caption, full CoT and short CoT, identical to what
+    render_sample writes for the same index and seed."""
+    from labkit.synth import text_corpus
+
+    texts = text_corpus(3, seed=0, size=48)
+    assert len(texts) == 9
+    sample = render_sample(1, "train", SynthConfig(size=48, seed=0))
+    assert texts[3] == sample["caption"] and texts[4] == sample["cot"]
+    assert texts[5].endswith(f"the answer is {sample['answer']}.")

@@ -33,6 +33,7 @@ API
   sample in the schema, identical bytes for identical arguments.
 - ``build_spec`` / ``render_spec`` — a sample's ground truth, then its pixels and geometry.
 - ``background_gallery(n, size=224, seed=0) -> list[PIL.Image]`` — scenes without product.
+- ``text_corpus(n=200, seed=0, size=224) -> list[str]`` — captions and CoTs without images (tokenizers).
 
 Command line: ``labkit synth --out DIR --train 1000 --test 400 --pseudo 2000
 --exploration 5000 --size 224 --seed 0`` and ``labkit show DIR --id ID --out sheet.png``.
@@ -43,12 +44,14 @@ from __future__ import annotations
 from labkit.synth.dataset import background_gallery, find_originals, make_dataset
 from labkit.synth.defects import DEFECT_KINDS, KIND_TO_DIMENSION, make_defect, render_candidate, render_original
 from labkit.synth.products import KINDS, Product, draw_product, product_from_photo, random_product
-from labkit.synth.sample import SampleSpec, SynthConfig, build_spec, render_sample, render_spec, sample_id, split_plan
+from labkit.synth.sample import (
+    SampleSpec, SynthConfig, build_spec, render_sample, render_spec, sample_id, split_plan, text_corpus,
+)
 from labkit.synth.scenes import Scene, random_scene, render_background
 
 __all__ = [
     "DEFECT_KINDS", "KIND_TO_DIMENSION", "KINDS", "Product", "SampleSpec", "Scene", "SynthConfig",
     "background_gallery", "build_spec", "draw_product", "find_originals", "make_dataset", "make_defect",
     "product_from_photo", "random_product", "random_scene", "render_background", "render_candidate",
-    "render_original", "render_sample", "render_spec", "sample_id", "split_plan",
+    "render_original", "render_sample", "render_spec", "sample_id", "split_plan", "text_corpus",
 ]

@@ -318,3 +318,19 @@ def _weak_annotation(spec: SampleSpec, config: SynthConfig) -> list:
         dim = sorted(DEFECT_KINDS)[int(rng.integers(len(DEFECT_KINDS)))]
         claimed[c] = [make_defect(_weighted_kind(rng, dim, config, spec.product), 0.5, rng, spec.product, config.size)]
     return claimed
+
+
+def text_corpus(n: int = 200, seed: int = 0, size: int = 224) -> list[str]:
+    """Captions and oracle CoTs (full and short) of ``n`` train samples, without drawing any
+    image: text for training a tokenizer that covers the generator's vocabulary (fast: no
+    pixels). The texts equal those of `render_sample` for the same seed and size."""
+    from labkit.synth.text import short_chain_of_thought
+
+    cfg = SynthConfig(seed=seed, size=size)
+    texts = []
+    for index in range(n):
+        spec, rng = build_spec(index, "train", cfg)
+        texts.append(make_caption(spec.product, spec.scene, spec.defects))
+        texts.append(chain_of_thought(spec.product, spec.scene, spec.defects, spec.answer, rng))
+        texts.append(short_chain_of_thought(spec.defects, spec.answer))
+    return texts
