@@ -385,6 +385,17 @@ def test_cli_synth_and_show(tmp_path, synth_dataset, capsys):
     assert "no sample with id 'nope-1'" in capsys.readouterr().err
 
 
+def test_show_sheet_of_a_non_synthetic_sample(tmp_path, handmade_dataset):
+    """A sample without synth meta (hand-made) still renders, with its tags."""
+    from labkit.cli.show import find_sample, render_sheet
+
+    sheet = render_sheet(find_sample(handmade_dataset, "s0002"), tile=64)
+    assert sheet.size[0] == 5 * 64 + 36
+    # The hand-made sample's verdict colours follow its tags: s0002 answers N, all red frames.
+    px = np.asarray(sheet)
+    assert tuple(px[34 - 2, 6 + 64 + 6 + 2]) == (190, 0, 0)
+
+
 def test_weak_pseudo_labels_and_short_cot():
     """pseudo_label_accuracy < 1 imitates a weak annotator: about that share of answers is right,
     the CoT reaches the (possibly wrong) answer, the truth stays in meta; cot_style="short"

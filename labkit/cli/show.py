@@ -57,7 +57,11 @@ def render_sheet(sample: dict, tile: int = 256):
     answer = sample.get("answer") or truth.get("answer")
     dimension = sample.get("dimension") or truth.get("dimension")
     tags = sample.get("candidate_defects") or truth.get("candidate_defects")
-    kinds = [c.get("defects", []) for c in meta.get("candidates", [])] or [[] for _ in LETTERS]
+    # Finer defect kinds: only labkit.synth's meta has them; other sources show the tags alone.
+    cand_meta = meta.get("candidates") if isinstance(meta.get("candidates"), list) else []
+    kinds = [[k for k in (c.get("defects") or []) if isinstance(k, dict) and "kind" in k] if isinstance(c, dict) else []
+             for c in cand_meta[:4]]
+    kinds += [[] for _ in range(4 - len(kinds))]
     images = [open_image(sample["original"], sid, "original")] + [open_image(c, sid, f"candidate {l}") for l, c in zip(LETTERS, sample["candidates"])]
     head, foot = 34, 64
     sheet = Image.new("RGB", (5 * tile + 6 * 6, head + tile + foot + 12), "white")
@@ -82,7 +86,8 @@ def render_sheet(sample: dict, tile: int = 256):
         # One line per defect: the finer kind and its severity (1 = obvious), then the dimension tag.
         short = {"appearance_deformation": "appearance", "physical_shadow": "shadow",
                  "placement_layout": "placement", "extension_rationality": "extension"}
-        lines = [f"{k['kind']} {k['severity']:.2f} ({short.get(k['dimension'], k['dimension'])})" for k in kinds[i - 1]] \
+        lines = [f"{k['kind']} {k.get('severity', 0):.2f} ({short.get(k.get('dimension'), k.get('dimension'))})"
+                 for k in kinds[i - 1]] \
             if kinds[i - 1] else ([", ".join(t)] if t else [])
         for j, line in enumerate(lines[:3]):
             while line and small.getlength(line) > tile:
