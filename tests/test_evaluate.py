@@ -156,3 +156,21 @@ def test_cli_evaluate(tiny_internvl, handmade_dataset, tmp_path):
     from labkit.cli import main
 
     assert main(["evaluate", "--model", str(tiny_internvl), "--data", str(tmp_path / "nope")]) == 1
+
+
+def test_evaluate_on_a_synthetic_split(tiny_qwen, synth_dataset, tmp_path):
+    # the procedural test split (20 samples): valid scores with the paper's metric, the random
+    # baseline of exactly these labels, per-dimension counts summing to n, one line per sample
+    from labkit.data import load_split
+    from labkit.evaluate import evaluate
+    from labkit.metrics import is_correct
+
+    labels = load_split(synth_dataset, "test").select_columns(["answer"])["answer"]
+    r = evaluate(tiny_qwen, synth_dataset, "test", form="direct", out_dir=tmp_path / "s", max_new_tokens=4,
+                 progress=False)
+    assert r["n"] == 20 and sum(r["n_per_dimension"].values()) == 20
+    assert r["random_baseline"] == pytest.approx(random_baseline(labels))
+    rows = [json.loads(line) for line in (tmp_path / "s" / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 20 and 0.0 <= r["overall"] <= 100.0
+    assert r["overall"] == pytest.approx(100.0 * sum(is_correct(x["prediction"], x["answer"]) for x in rows) / 20)
+    assert r["unparsed"] == sum(x["prediction"] is None for x in rows)
