@@ -283,10 +283,11 @@ def evaluate(
         else:
             from labkit.models import load
 
-            model_name = str(model_or_path)
+            # A local folder is recorded by its absolute path, so a resume from another cwd matches.
+            model_name = str(Path(model_or_path).resolve()) if Path(str(model_or_path)).is_dir() else str(model_or_path)
             model, processor = load(model_or_path, device=device, dtype=dtype)
 
-    settings = dict(model=model_name, data=str(data_dir), split=split, form=form, layout=layout, variant=variant,
+    settings = dict(model=model_name, data=str(Path(data_dir).resolve()), split=split, form=form, layout=layout, variant=variant,
                     image_size=image_size, max_new_tokens=max_new_tokens, do_sample=do_sample,
                     temperature=temperature, top_k=top_k, top_p=top_p, judge=judge_name, seed=seed,
                     batch_size=batch_size, limit=limit)
