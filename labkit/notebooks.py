@@ -387,31 +387,51 @@ def run_notebooks(out="runs/notebooks", *, data_dir="data/lab", run_dir="runs/la
         scripts = [p for p in scripts if p.stem[:2] in wanted or p.stem in wanted]
         if not scripts:
             raise ValueError(f"--only {','.join(only)} matches no notebook in {folder}")
-    import resource
-
+    # Quick mode trains models of well under 1M parameters: a second OpenMP thread buys nothing
+    # there, and on a busy machine its spin-waiting costs several times the work. The kernels
+    # inherit this process's environment; it is restored afterwards.
+    saved_env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    if quick:
+        for k in saved_env:
+            os.environ.setdefault(k, "1")
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}
-    timings_path = out / "timings.json"
-    for py in scripts:
-        ipynb = py.with_suffix(".ipynb")
-        if not ipynb.exists():
-            raise FileNotFoundError(f"{ipynb} is missing; run: python -m labkit.notebooks sync")
-        declared = pm.inspect_notebook(str(ipynb))  # pass only what the notebook declares
-        nb_params = {k: v for k, v in params.items() if k in declared}
-        print(f"[notebooks] {ipynb.name} ...", flush=True)
-        t = time.time()
-        c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        pm.execute_notebook(str(ipynb), str(out / ipynb.name), parameters=nb_params, kernel_name=kernel,
-                            cwd=str(folder), progress_bar=False, log_output=log_output,
-                            execution_timeout=timeout)
-        timings[ipynb.stem] = round(time.time() - t, 1)
-        # CPU seconds of the kernel (a finished child process): what the notebook costs on an idle machine.
-        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu[ipynb.stem] = round(c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime, 1)
-        print(f"[notebooks] {ipynb.name}: {timings[ipynb.stem]:.1f} s wall, {cpu[ipynb.stem]:.1f} s CPU", flush=True)
-        timings_path.write_text(json.dumps({"parameters": params, "seconds": timings, "cpu_seconds": cpu,
-                                            "total_s": round(sum(timings.values()), 1)}, indent=2) + "\n")
+    try:
+        for py in scripts:
+            _run_one(pm, py, out, params, kernel, folder, log_output, timeout, timings, cpu)
+    finally:
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return timings
+
+
+def _run_one(pm, py: Path, out: Path, params: dict, kernel: str, folder: Path, log_output: bool, timeout,
+             timings: dict, cpu: dict) -> None:
+    """Execute one notebook into ``out`` and record its wall and kernel CPU seconds."""
+    import resource
+
+    timings_path = out / "timings.json"
+    ipynb = py.with_suffix(".ipynb")
+    if not ipynb.exists():
+        raise FileNotFoundError(f"{ipynb} is missing; run: python -m labkit.notebooks sync")
+    declared = pm.inspect_notebook(str(ipynb))  # pass only what the notebook declares
+    nb_params = {k: v for k, v in params.items() if k in declared}
+    print(f"[notebooks] {ipynb.name} ...", flush=True)
+    t = time.time()
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    pm.execute_notebook(str(ipynb), str(out / ipynb.name), parameters=nb_params, kernel_name=kernel,
+                        cwd=str(folder), progress_bar=False, log_output=log_output,
+                        execution_timeout=timeout)
+    timings[ipynb.stem] = round(time.time() - t, 1)
+    # CPU seconds of the kernel (a finished child process): what the notebook costs on an idle machine.
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu[ipynb.stem] = round(c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime, 1)
+    print(f"[notebooks] {ipynb.name}: {timings[ipynb.stem]:.1f} s wall, {cpu[ipynb.stem]:.1f} s CPU", flush=True)
+    timings_path.write_text(json.dumps({"parameters": params, "seconds": timings, "cpu_seconds": cpu,
+                                        "total_s": round(sum(timings.values()), 1)}, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -220,5 +220,6 @@ assert exported["exported"] + exported["ties"] + exported["flagged"] + exported[
 store.close()
 
 # %% [markdown]
-# Next: `03_sft` trains the cold start on this data (the oracle CoT of `train` stands in for
-# answer-driven CoT, the weak `pseudo_label` split for stage 1.1).
+# Next: `03_sft` trains the cold start on `DATA_DIR/synth`: reasoning written from the ground truth
+# stands in for answer-driven CoT (both always reach the human answer), the weak `pseudo_label`
+# split for stage 1.1.

@@ -141,8 +141,10 @@ display(t5.round(2))
 # %% [markdown]
 # In the paper the weak data helps a little (34.83 → 35.04 with captions), answer-driven CoT helps
 # a lot (51.07), and both stages together are best (53.63). Here the `pseudo_label` split's weak
-# labels are imitated (01 set their accuracy), and the oracle CoT of `train` stands in for
-# answer-driven CoT, so the same comparison can be made on a CPU.
+# labels are imitated (01 set their accuracy), and reasoning written from the ground truth stands
+# in for answer-driven CoT, so the same comparison can be made on a CPU. (The `small` CoT recipe
+# trains on short per-candidate verdicts built from the defect tags, `cot: verdicts`, so that CPU
+# GRPO rollouts stay a few dozen tokens; the GPU recipes train on the samples' own CoT.)
 
 # %% [markdown]
 # ## What the training did

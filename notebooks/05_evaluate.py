@@ -141,9 +141,12 @@ wrong = [p for p in preds if not p["correct"]]
 print(f"best trained arm: {best} ({arms[best]['overall']:.2f} %); wrong on {len(wrong)} of {len(preds)}")
 assert len(wrong) == round(len(preds) * (1 - arms[best]["overall"] / 100))
 
+if not wrong:
+    print("no wrong answer left on these test samples")
 kinds = pd.Series(["unparsed" if p["prediction"] is None else "said N, some passed" if p["prediction"] == "N"
                    else "named a defective candidate" for p in wrong], dtype="object")
-display(pd.crosstab(pd.Series([p["dimension"] for p in wrong], name="dimension"), kinds.rename("error")))
+if wrong:
+    display(pd.crosstab(pd.Series([p["dimension"] for p in wrong], name="dimension"), kinds.rename("error")))
 
 test = load_split(SYNTH, "test")
 position = {sid: i for i, sid in enumerate(test["id"])}
