@@ -278,6 +278,47 @@ def screen_stream(screener: Screener, images: list, form: str = "cot") -> Iterat
     yield screen_step(response, True, time.perf_counter() - t0, first)
 
 
+def throttle(steps: Iterator[ScreenResult], interval: float) -> Iterator[ScreenResult]:
+    """Pass on the first step, then at most one step per ``interval`` seconds, and always the last
+    (the final answer). Each passed step holds the whole text so far, so nothing is lost."""
+    last = None
+    pending = None
+    for step in steps:
+        now = time.perf_counter()
+        if step.done or last is None or now - last >= interval:
+            last, pending = now, None
+            yield step
+        else:
+            pending = step
+    if pending is not None:
+        yield pending
+
+
+def image_file(img, folder: str | os.PathLike) -> str:
+    """Save an image as PNG named by its content hash (atomically; kept when it exists) and
+    return the path.
+
+    The app hands Gradio these paths instead of PIL images: Gradio 6.31 rewrites the cache file
+    of a returned PIL image in place, so two requests showing the same image at once could send
+    a half-written file to a browser (seen as "Too much data for declared Content-Length").
+    Gradio copies a returned *path* into its cache with an atomic rename.
+    """
+    import hashlib
+    import io
+
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    data = buf.getvalue()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
+    if not path.exists():
+        tmp = folder / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return str(path)
+
+
 # ----------------------------------------------------------------------------- dataset samples
 
 class SampleIndex:

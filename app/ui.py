@@ -13,6 +13,9 @@ Gradio 6 takes custom JavaScript and CSS in ``launch()``, hence `launch_kwargs`.
 """
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +26,9 @@ from labkit.metrics import LETTERS
 
 SHORTCUTS_JS = Path(__file__).with_name("shortcuts.js")
 MAX_PICK = 2000  # samples offered in the Screen tab's picker
+# Streamed updates at most every 40 ms: a browser renders each one (faster bursts would be
+# drawn only once per frame anyway, and seven outputs per update cost rendering time).
+UI_INTERVAL = 0.04
 
 CSS = """
 .zoomable img { cursor: zoom-in; transition: transform 0.1s ease-out; width: 100%; height: 100%; object-fit: contain; }
@@ -77,6 +83,12 @@ def build_demo(
     (screening only). ``annotator`` names the labeller when the app runs without login."""
     mined = dict(mined or {})
     known_annotators: set[str] = set()
+    # Dataset images shown in the app are written here once (see `handlers.image_file`).
+    image_dir = Path(tempfile.mkdtemp(prefix="labkit-app-images-"))
+    atexit.register(shutil.rmtree, image_dir, ignore_errors=True)
+
+    def files(images) -> list[str]:
+        return [H.image_file(im, image_dir) for im in images]
 
     def ensure_annotator(name: str) -> str:
         if store is not None and name not in known_annotators:
@@ -125,7 +137,7 @@ def build_demo(
                         fail(H.UserError("no model is loaded: start the app with --model"))
                     try:
                         images = H.collect_images(orig, a, b, c, d)
-                        for step in H.screen_stream(screener, images, prompt_form or "cot"):
+                        for step in H.throttle(H.screen_stream(screener, images, prompt_form or "cot"), UI_INTERVAL):
                             yield (step.reasoning, step.answer_text(), *[step.per_candidate[l] for l in LETTERS],
                                    step.status)
                     except (H.UserError, RuntimeError) as exc:
@@ -146,7 +158,7 @@ def build_demo(
                             fail(exc)
                         label = index.get(sample_id).get("answer")
                         note = f"Loaded sample `{sample_id}`" + (f" (label: **{label}**)" if label else "")
-                        return (*images, note)
+                        return (*files(images), note)
 
                     pick.change(load_sample, [pick], [original, *cand_images, status], api_name="load_sample")
 
@@ -225,7 +237,7 @@ def build_demo(
                         where = f"queue **{st['queue']}**: item {view.position}"
                         if view.others:
                             where += f" · {view.others_text()}"
-                        return (st, view.key, where, *view.images,
+                        return (st, view.key, where, *files(view.images),
                                 view.accepted, *view.tags, view.cot, source, view.flag, status_text)
 
                     def load_queue(queue_name, st, request: gr.Request):
@@ -286,7 +298,7 @@ def build_demo(
                         try:
                             dataset, sample_id = H.parse_key(item_key)
                             images = index.images(sample_id)
-                            for step in H.screen_stream(screener, images, "cot"):
+                            for step in H.throttle(H.screen_stream(screener, images, "cot"), UI_INTERVAL):
                                 yield step.reasoning, "prefilled from: model" + ("" if step.done else " (writing…)")
                         except (H.UserError, RuntimeError) as exc:
                             fail(exc)

@@ -108,7 +108,7 @@ def main(argv=None) -> int:
                                max_new_tokens=args.max_new_tokens, prefill_cot=False), block=False)
         start_s = time.perf_counter() - t
         try:
-            client = Client(demo.local_url, verbose=False)
+            client = Client(demo.local_url, verbose=False, httpx_kwargs={"timeout": 120})
             files = [handle_file(p) for p in paths]
             cold = time_http(client, files, args.form)
             warm = [time_http(client, files, args.form) for _ in range(args.repeats)]

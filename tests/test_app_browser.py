@@ -43,7 +43,7 @@ def app_url(tmp_path_factory, tiny_internvl):
              "prediction": "B", "answer": a, "hard": i % 2 == 0} for i, a in enumerate(answers)]
     (root / "hard_cases.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = AppConfig(model=str(tiny_internvl), store=str(root / "store.sqlite"), data=str(root / "ds"),
-                    hard_cases=str(root / "hard_cases.jsonl"), port=0, max_new_tokens=96)
+                    hard_cases=str(root / "hard_cases.jsonl"), port=0, max_new_tokens=160)
     demo = serve(cfg, block=False)
     yield {"url": demo.local_url, "root": root, "store": root / "store.sqlite"}
     demo.close()

@@ -71,7 +71,9 @@ def served(app_files, model_loads):
 def client(url, **kw):
     from gradio_client import Client
 
-    return Client(url, verbose=False, **kw)
+    # A generous HTTP timeout: on a loaded 2-core machine the app may answer slowly while the
+    # model generates for other clients (httpx's default is 5 s).
+    return Client(url, verbose=False, httpx_kwargs={"timeout": 120}, **kw)
 
 
 def uploads(files):
@@ -173,15 +175,17 @@ def test_concurrent_clients(served, app_files):
             out = c.predict(*uploads(app_files), "cot", api_name="/screen")
             saved = c.predict(f"ds/s000{i}", ["A"], [], [], [], [], f"client {i}", False, api_name="/annotate")
             results[i] = (out[6], saved[15])
-        except Exception as exc:  # collected and reported below
-            errors.append(exc)
+        except Exception:  # collected and reported below
+            import traceback
+
+            errors.append(traceback.format_exc())
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=120)
-    assert not errors, errors
+    assert not errors, "\n".join(errors)
     assert sorted(results) == [0, 1, 2, 3]
     assert all(r[0].startswith("Done in") and r[1].startswith(f"Saved `ds/s000{i}`") for i, r in results.items())
     events = store.events()[before:]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -78,6 +80,16 @@ def test_tiny_image_is_refused(tmp_path):
         H.read_upload(_png(tmp_path / "t.png", size=4), "candidate B")
 
 
+def test_image_file_is_named_by_content_and_written_once(tmp_path):
+    # Same pixels -> same file (not rewritten); other pixels -> another file; no temp file left.
+    a = H.image_file(Image.new("RGB", (16, 16), "red"), tmp_path)
+    mtime = os.stat(a).st_mtime_ns
+    assert H.image_file(Image.new("RGB", (16, 16), "red"), tmp_path) == a and os.stat(a).st_mtime_ns == mtime
+    b = H.image_file(Image.new("RGB", (16, 16), "blue"), tmp_path)
+    assert b != a and Image.open(b).getpixel((0, 0)) == (0, 0, 255)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([Path(a).name, Path(b).name])
+
+
 # ----------------------------------------------------------------------------- reasoning per candidate
 
 def test_split_reasoning_gives_each_candidate_its_part():
@@ -134,6 +146,14 @@ def test_screen_stream_with_a_real_tiny_model(tiny_internvl, five):
     assert lengths == sorted(lengths) and len(set(lengths)) >= 3
     assert steps[-1].done and steps[-1].answer == parse_answer(steps[-1].reasoning)
     assert "first token after" in steps[-1].status
+
+
+def test_throttle_keeps_first_and_final_steps():
+    # A burst of 50 steps within a few ms: the first and the final pass, most of the burst is dropped.
+    steps = [H.screen_step("x" * i, False, 0.0, None) for i in range(50)] + [H.screen_step("x" * 50, True, 0.0, None)]
+    out = list(H.throttle(iter(steps), interval=10.0))
+    assert [len(s.reasoning) for s in out] == [0, 50] and out[-1].done
+    assert len(list(H.throttle(iter(steps), interval=0.0))) == 51  # no interval: every step
 
 
 def test_model_error_becomes_a_clear_runtime_error(tiny_internvl, five):
