@@ -1,8 +1,8 @@
 """The lab's Gradio app: screen an original and four candidates with a model, and annotate.
 
 - `app.handlers`: pure functions (no Gradio): reading uploads, streaming the model's
-  reasoning, splitting it per candidate, building and saving labels in the annotation store,
-  progress and agreement figures.
+  reasoning, splitting it per candidate; `app.annotation` (re-exported by `app.handlers`):
+  dataset samples, labels in the annotation store, progress and agreement figures, login.
 - `app.ui`: ``build_demo(...) -> gr.Blocks`` (Screen and Annotate tabs) and
   ``launch_kwargs()`` (the keyboard-shortcut JavaScript and CSS, which Gradio 6 takes in
   ``launch``).
