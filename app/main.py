@@ -31,6 +31,7 @@ class AppConfig:
     max_new_tokens: int = field(default=256, metadata={"help": "longest reasoning the model may write"})
     prefill_cot: bool = field(default=True, metadata={"help": "ask the model for reasoning on items that have none"})
     max_file_size: str = field(default="25mb", metadata={"help": "largest upload Gradio accepts (e.g. 25mb)"})
+    hard_cases_optional: bool = field(default=False, metadata={"help": "warn instead of failing when the hard cases do not fit the data"})
 
 
 def prepare(cfg: AppConfig):
@@ -53,8 +54,13 @@ def prepare(cfg: AppConfig):
             path = Path(cfg.hard_cases)
             if path.is_dir():
                 path = path / "hard_cases.jsonl"
-            store.import_hard_cases(path, index.name)
-            mined = H.read_mined_responses(path)
+            try:
+                store.import_hard_cases(path, index.name)
+                mined = H.read_mined_responses(path)
+            except (ValueError, FileNotFoundError) as exc:
+                if not cfg.hard_cases_optional:
+                    raise
+                print(f"labkit app: warning: hard cases not loaded ({exc})", flush=True)
     elif cfg.hard_cases:
         raise ValueError("--hard-cases needs --data (the dataset the hard cases come from)")
     auth = None

@@ -114,11 +114,12 @@ def run(args) -> int:
     model = args.model or str(default_model(demo_dir))
     data = args.data or (str(d) if (d := default_data(demo_dir)) else None)
     hard = args.hard_cases
+    auto_hard = False
     if hard is None and not args.data and data and find_demo_data(demo_dir) and Path(data) == find_demo_data(demo_dir):
         found = find_demo_hard_cases(demo_dir)
-        hard = str(found) if found else None
+        hard, auto_hard = (str(found), True) if found else (None, False)
     cfg = AppConfig(model=model, store=args.store, data=data, hard_cases=hard, host=args.host, port=args.port,
                     auth_file=args.auth_file, annotator=args.annotator, max_new_tokens=args.max_new_tokens,
-                    prefill_cot=not args.no_prefill, max_file_size=args.max_file_size)
+                    prefill_cot=not args.no_prefill, max_file_size=args.max_file_size, hard_cases_optional=auto_hard)
     serve(cfg, block=True)
     return 0
