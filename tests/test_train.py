@@ -232,3 +232,30 @@ def test_sft_rows_for_stage11_and_verdicts(tmp_path):
     assert verdicts_cot({"candidate_defects": None}) is None
     direct, _ = build_sft_dataset(recipe_from_dict({**base, "conversion": {"form": "direct"}, "limit": 2}))
     assert [r["messages"][1]["content"][0]["text"] for r in direct] == ["AC", "N"]
+
+
+def test_grpo_resume_continues_at_the_right_step(tiny_internvl, handmade_dataset, tmp_path):
+    # GRPO resumes from checkpoint-2 of 4 at global step 2 (regenerating its buffered rollouts),
+    # and rewards.json then covers steps 1..4 once each.
+    import shutil
+
+    from transformers import TrainerCallback
+
+    from labkit.grpo import run_grpo
+
+    starts = []
+
+    class StartStep(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            starts.append(state.global_step)
+
+    recipe = grpo_recipe(tiny_internvl, handmade_dataset, tmp_path, {"format": 1.0, "dpa": 1.0},
+                         save_strategy="steps", save_steps=2, log_completions=False)
+    run_grpo(recipe, callbacks=[StartStep()])
+    out = recipe.output_path
+    shutil.rmtree(out / "checkpoint-4")
+    shutil.rmtree(out / "final")
+    final = run_grpo(recipe, resume=True, callbacks=[StartStep()])
+    assert starts == [0, 2]
+    assert json.loads((final / "labkit_train.json").read_text())["global_step"] == 4
+    assert json.loads((out / "rewards.json").read_text())["step"] == [1, 2, 3, 4]
