@@ -177,7 +177,9 @@ if "hcm-grpo-hard" in late.index:
 if "hcm-grpo-easy" in late.index:
     assert (late.loc[["hcm-grpo-easy"], "hard"] == 0).all()
 if "hcm-grpo" in late.index:   # all + hard: the hard cases come back on top of all data
-    assert late.loc[["hcm-grpo"], "hard"].min() > early.loc["hcm-grpo", "hard"]
+    assert late.loc[["hcm-grpo"], "hard"].min() >= early.loc["hcm-grpo", "hard"]
+    if mining["hard"] >= 4:       # (with one or two hard cases, dropping an incomplete chunk can hide one)
+        assert late.loc[["hcm-grpo"], "hard"].min() > early.loc["hcm-grpo", "hard"]
 
 fig = go.Figure()
 labels_x = [f"{r.arm}<br>epoch {r.epoch} ({r.phase})" for r in epochs.itertuples()]
