@@ -163,8 +163,21 @@ def gallery_html(hard_cases_path: Path, data_dir, split: str = "train", limit: i
     return "\n".join(cards)
 
 
-def _table_html(results: dict, table: int | None = None) -> str:
-    head = "<tr><th>arm</th><th>kind</th><th>overall</th><th>random</th><th>n</th><th>unparsed</th><th>minutes</th></tr>"
+def top_answer(pred_path: Path) -> str:
+    """The most common parsed answer of a predictions file and its share, e.g. "B (100%)": a model
+    that gives one answer to everything scores the label prior, not what it sees."""
+    from collections import Counter
+
+    preds = [r.get("prediction") for r in _read_jsonl(Path(pred_path))]
+    if not preds:
+        return "-"
+    answer, count = Counter(preds).most_common(1)[0]
+    return f"{answer} ({100 * count / len(preds):.0f}%)"
+
+
+def _table_html(results: dict, table: int | None = None, run_dir: Path | None = None) -> str:
+    head = ("<tr><th>arm</th><th>kind</th><th>overall</th><th>random</th><th>n</th><th>unparsed</th>"
+            "<th>most common answer</th><th>minutes</th></tr>")
     body = []
     for arm, r in results["arms"].items():
         if table is not None and table not in (r.get("tables") or []):
@@ -173,7 +186,9 @@ def _table_html(results: dict, table: int | None = None) -> str:
             return "-" if x is None else f"{x:.{nd}f}"
         body.append(f"<tr><td>{html.escape(arm)}</td><td>{html.escape(str(r.get('kind', '')))}</td>"
                     f"<td>{f(r.get('overall'))}</td><td>{f(r.get('random_baseline'))}</td><td>{r.get('n', '-')}</td>"
-                    f"<td>{r.get('unparsed', '-')}</td><td>{f((r.get('wall_s') or 0) / 60, 1)}</td></tr>")
+                    f"<td>{r.get('unparsed', '-')}</td>"
+                    f"<td>{html.escape(top_answer(run_dir / r.get('dir', arm) / 'eval' / 'predictions.jsonl')) if run_dir else '-'}</td>"
+                    f"<td>{f((r.get('wall_s') or 0) / 60, 1)}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
 
 
@@ -205,7 +220,7 @@ def write_report(run_dir, results: dict | None = None, *, title: str = "HCM-GRPO
     tables_part = ""
     for t, what in ((4, "the base model and the cold start"), (6, "RL from the SFT model"), (7, "data of the late epochs")):
         if any(t in (r.get("tables") or []) for r in results["arms"].values()):
-            tables_part += f"<h3>Paper Table {t}: {what}</h3>" + _table_html(results, t)
+            tables_part += f"<h3>Paper Table {t}: {what}</h3>" + _table_html(results, t, run_dir)
     fig_parts = []
     for name, fig in figs.items():
         fig_json = fig.to_json().replace("</", "<\\/")
@@ -227,7 +242,7 @@ pre {{ white-space: pre-wrap; font-size: 12px; background: #f7f7f7; padding: 6px
 <h1>{html.escape(title)}</h1>
 <p>{html.escape(json.dumps(meta))}</p>
 <h2>Scores</h2>
-{_table_html(results)}
+{_table_html(results, None, run_dir)}
 {tables_part}
 {fig_parts[0]}
 {fig_parts[1]}
