@@ -94,6 +94,13 @@ def named_rewards(rewards: dict[str, float]):
 
 def build_grpo_dataset(recipe):
     """The GRPO rows (conversational ``prompt``, ``images``, ``answer``, ``id``, ``dimension``)."""
+    from labkit.mc_data import is_mc_dataset
+
+    if is_mc_dataset(recipe.data):
+        # Generalisation benchmarks (multiple choice) have their own conversion.
+        from labkit.mc_tasks import build_mc_grpo_dataset
+
+        return build_mc_grpo_dataset(recipe)
     from labkit.data import convert
 
     ds = load_training_split(recipe)

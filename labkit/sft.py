@@ -88,6 +88,13 @@ def screen_row(sample: dict, conv, cot_style: str = "sample") -> dict | None:
 
 def build_sft_dataset(recipe):
     """The SFT rows (``messages`` + ``images``) of a recipe, as a `datasets.Dataset`."""
+    from labkit.mc_data import is_mc_dataset
+
+    if is_mc_dataset(recipe.data):
+        # Generalisation benchmarks (multiple choice) have their own conversion.
+        from labkit.mc_tasks import build_mc_sft_dataset
+
+        return build_mc_sft_dataset(recipe)
     from datasets import Dataset
 
     from labkit.data import to_caption_sft_row
