@@ -250,6 +250,18 @@ def evaluate(
     ``samples_per_s`` (this run's generated samples / wall time), ``predictions_path`` (or None
     without ``out_dir``), ``generated`` (samples generated this run) and ``resumed`` (skipped).
     """
+    from labkit.mc_data import is_mc_dataset
+
+    if is_mc_dataset(data_dir):
+        # Generalisation benchmarks (multiple choice): same outputs, their own prompts and parser.
+        from labkit.mc_tasks import evaluate_mc
+
+        return evaluate_mc(
+            model_or_path, data_dir, split, form=form, layout=layout, variant=variant, image_size=image_size,
+            batch_size=batch_size, out_dir=out_dir, max_new_tokens=max_new_tokens, do_sample=do_sample,
+            temperature=temperature, top_k=top_k, top_p=top_p, limit=limit, judge=judge, seed=seed,
+            progress=progress, device=device, dtype=dtype, **gen,
+        )
     from tqdm.auto import tqdm
 
     from labkit.data import Conversion, load_split, to_grpo_row

@@ -431,19 +431,8 @@ def test_datasets_reader_matches_parquet_reader(tmp_path):
         bmc.load_benchmark("muirbench", "no-such-owner/no-such-dataset")
 
 
-def _mc_hooks_present() -> bool:
-    """Whether the lab's SFT/GRPO dataset builders and evaluator dispatch MC folders to labkit.mc_tasks."""
-    import inspect
-
-    import labkit.evaluate
-    import labkit.grpo
-    import labkit.sft
-
-    return all("is_mc_dataset" in inspect.getsource(m) for m in (labkit.sft, labkit.grpo, labkit.evaluate))
-
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _mc_hooks_present(), reason="labkit.sft / labkit.grpo / labkit.evaluate do not dispatch MC folders yet")
 def test_generalise_set_runs_in_small_mode(tmp_path, tiny_internvl):
     # `labkit ablate --recipe-set generalise` on the MuirBench fixture: base -> SFT -> mining ->
     # GRPO -> HCM-GRPO train and are scored on the test half (micro + per task), and the HCM arm
