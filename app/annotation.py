@@ -79,19 +79,16 @@ class SampleIndex:
 
 def read_mined_responses(path: str | os.PathLike) -> dict[str, str]:
     """Model responses by sample id from an HCM mining file (``hard_cases.jsonl``), when it has them."""
+    from labkit.jsonl import read_by_id
+
     path = Path(path)
     out: dict[str, str] = {}
     if path.suffix != ".jsonl":
         return out
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and "id" in row:
-            text = row.get("response") or row.get("raw_response") or row.get("prediction") or ""
-            if isinstance(text, str) and text:
-                out[str(row["id"])] = text
+    for sid, row in read_by_id(path).items():
+        text = row.get("response") or row.get("raw_response") or row.get("prediction") or ""
+        if isinstance(text, str) and text:
+            out[str(sid)] = text
     return out
 
 

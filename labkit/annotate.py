@@ -179,17 +179,9 @@ def _journal_dir(out: Path, split: str) -> Path:
 
 def read_journal(path: Path) -> dict[str, dict]:
     """Finished items by id; a torn last line (a crash mid-write) is ignored."""
-    done: dict[str, dict] = {}
-    if not path.exists():
-        return done
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and "id" in row:
-            done[row["id"]] = row
-    return done
+    from labkit.jsonl import read_by_id
+
+    return read_by_id(path)
 
 
 def _append(path: Path, rows: list[dict]) -> None:

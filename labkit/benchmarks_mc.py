@@ -144,14 +144,9 @@ class MCLoad:
 
 def _image_cell(value: Any, sid: str, what: str) -> dict:
     """Arrow image cell: the original encoded bytes when we have them, else PNG."""
-    import io
+    from labkit.data import encode_image_cell
 
-    if isinstance(value, dict) and value.get("bytes") is not None:
-        return {"bytes": value["bytes"], "path": None}
-    img = open_image(value, sid, what)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return {"bytes": buf.getvalue(), "path": None}
+    return encode_image_cell(value, sid, what)
 
 
 def _answer_letter(raw: Any, options: list[str], fail) -> str | None:

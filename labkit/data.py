@@ -194,8 +194,9 @@ def validate_sample(sample: dict, check_images: bool = True) -> dict:
     return out
 
 
-def _encode_image(value: Any, sid: str, what: str) -> dict:
-    """Image cell for Arrow: PNG bytes of a validated image (keeps synthetic pixels exact)."""
+def encode_image_cell(value: Any, sid: str, what: str) -> dict:
+    """Image cell for Arrow: the encoded bytes when given, else PNG bytes of a validated image
+    (PNG keeps synthetic pixels exact)."""
     if isinstance(value, dict) and value.get("bytes") is not None:
         return {"bytes": value["bytes"], "path": None}
     img = open_image(value, sid, what)
@@ -213,8 +214,8 @@ def normalise_sample(sample: dict) -> dict:
         meta = json.dumps(meta, sort_keys=True)
     return {
         "id": sid,
-        "original": _encode_image(s["original"], sid, "original image"),
-        "candidates": [_encode_image(c, sid, f"candidate {l}") for l, c in zip(LETTERS, s["candidates"])],
+        "original": encode_image_cell(s["original"], sid, "original image"),
+        "candidates": [encode_image_cell(c, sid, f"candidate {l}") for l, c in zip(LETTERS, s["candidates"])],
         "answer": s.get("answer"),
         "dimension": s.get("dimension"),
         "candidate_defects": [list(t) for t in s["candidate_defects"]] if s.get("candidate_defects") is not None else None,

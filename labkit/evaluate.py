@@ -24,7 +24,6 @@ Run ``labkit evaluate --model data/models/small-internvl --data data/synth --out
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -163,23 +162,15 @@ def stream_response(model, processor, images: list, prompt_text: str, *, max_new
 
 def _read_predictions(path: Path) -> dict[str, dict]:
     """Valid lines of a predictions file by id; a line cut by an interruption is dropped."""
-    done: dict[str, dict] = {}
-    if not path.exists():
-        return done
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and "id" in row:
-            done[row["id"]] = row
-    return done
+    from labkit.jsonl import read_by_id
+
+    return read_by_id(path)
 
 
 def _write_lines(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
+    from labkit.jsonl import write_atomic
+
+    write_atomic(path, rows)
 
 
 def _settings_key(settings: dict) -> dict:

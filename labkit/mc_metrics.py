@@ -29,7 +29,6 @@ from typing import Any, Sequence
 MAX_OPTIONS = 26
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
-_FORMAT = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
 # One letter, optionally in brackets, optionally after "option"/"the answer is", then
 # nothing, or "." ":" ")" and the option's text: "B", "(B)", "B.", "B) a cat", "Option B".
 _LETTER = re.compile(
@@ -154,21 +153,13 @@ def _per_completion(value, n: int, what: str) -> list:
 
 def mc_format_reward(completions, n_options=None, **kwargs) -> list[float]:
     """1.0 for one think block then one answer block holding exactly one valid letter."""
-    from labkit.rewards import completion_text
+    from labkit.rewards import completion_text, has_format
 
     counts = _per_completion(n_options, len(completions), "n_options")
-    out = []
-    for completion, n in zip(completions, counts):
-        text = completion_text(completion)
-        match = _FORMAT.fullmatch(text)
-        ok = (
-            match is not None
-            and "<think>" not in match.group(1)
-            and "<answer>" not in match.group(1)
-            and parse_mc_answer(text, int(n)) is not None
-        )
-        out.append(1.0 if ok else 0.0)
-    return out
+    return [
+        1.0 if has_format(completion_text(c), lambda text, n=int(n): parse_mc_answer(text, n)) else 0.0
+        for c, n in zip(completions, counts)
+    ]
 
 
 def mc_accuracy_reward(completions, answer=None, n_options=None, **kwargs) -> list[float]:

@@ -50,20 +50,20 @@ def _labels(answer, n: int) -> list[str]:
     return [canonical_answer(a) for a in answer]
 
 
+def has_format(text: str, parse=parse_answer) -> bool:
+    """Exactly one think block, then one answer block whose content ``parse`` accepts."""
+    match = _FORMAT.fullmatch(text)
+    return (
+        match is not None
+        and "<think>" not in match.group(1)
+        and "<answer>" not in match.group(1)
+        and parse(text) is not None
+    )
+
+
 def format_reward(completions, **kwargs) -> list[float]:
     """1.0 for exactly one think block followed by one answer block holding a valid answer."""
-    out = []
-    for completion in completions:
-        text = completion_text(completion)
-        match = _FORMAT.fullmatch(text)
-        ok = (
-            match is not None
-            and "<think>" not in match.group(1)
-            and "<answer>" not in match.group(1)
-            and parse_answer(text) is not None
-        )
-        out.append(1.0 if ok else 0.0)
-    return out
+    return [1.0 if has_format(completion_text(c)) else 0.0 for c in completions]
 
 
 def accuracy_reward(completions, answer=None, **kwargs) -> list[float]:
