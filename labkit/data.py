@@ -440,13 +440,36 @@ def user_message(n_images: int, text: str) -> dict:
     return {"role": "user", "content": [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]}
 
 
+def single_answer(answer: str, sample_id: str) -> str:
+    """The one letter an ``eval``-variant target names: "N", or one acceptable letter.
+
+    The paper's evaluation prompt asks for the most aesthetic acceptable image; synthetic
+    acceptable candidates are equally good, so the letter is drawn from the acceptable ones by
+    a hash of the sample id (stable across runs, not always the first letter, which would teach
+    a position bias).
+    """
+    import hashlib
+
+    answer = canonical_answer(answer)
+    if answer == NONE_ANSWER or len(answer) == 1:
+        return answer
+    digest = int(hashlib.sha256(str(sample_id).encode()).hexdigest(), 16)
+    return answer[digest % len(answer)]
+
+
 def to_sft_row(sample: dict, conv: Conversion = Conversion()) -> dict:
-    """``messages`` (user prompt with image placeholders + assistant target) and ``images``."""
+    """``messages`` (user prompt with image placeholders + assistant target) and ``images``.
+
+    With ``conv.variant == "eval"`` the target names one acceptable letter (`single_answer`).
+    """
     if sample.get("answer") is None:
         raise SampleError(sample.get("id"), "SFT needs a labelled sample (answer is None)")
     images = sample_images(sample, conv.layout, conv.image_size)
     prompt = screening_prompt(conv.form, conv.layout, conv.variant)
-    target = target_text(canonical_answer(sample["answer"]), sample.get("cot"), conv.form)
+    answer = canonical_answer(sample["answer"])
+    if conv.variant == "eval":
+        answer = single_answer(answer, sample["id"])
+    target = target_text(answer, sample.get("cot"), conv.form)
     return {
         "messages": [
             user_message(len(images), prompt),

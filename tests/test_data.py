@@ -149,3 +149,19 @@ def test_image_size_resizes_everything(handmade_dataset):
     ds = load_split(handmade_dataset, "train")
     row = convert(ds.select([0]), "grpo", Conversion(layout="grid", image_size=24))[0]
     assert [im.size for im in row["images"]] == [(24, 24), (24, 24)]
+
+
+def test_eval_variant_target_names_one_acceptable_letter(handmade_dataset):
+    # the paper's evaluation prompt asks for ONE letter: the SFT target is one acceptable letter
+    # (or N), stable for a sample id, and not always the first acceptable letter
+    from labkit.data import single_answer
+
+    ds = load_split(handmade_dataset, "train")
+    rows = convert(ds, "sft", Conversion(form="direct", variant="eval"))
+    targets = [r["messages"][1]["content"][0]["text"] for r in rows]
+    for target, answer in zip(targets, ds["answer"]):
+        assert len(target) == 1 and target in answer  # AC -> A or C; N -> N; ABCD -> one of them
+    assert single_answer("N", "x") == "N" and single_answer("B", "x") == "B"
+    picks = {single_answer("ABCD", f"id{i}") for i in range(40)}
+    assert picks == set("ABCD")  # all four positions are used across ids
+    assert single_answer("ABCD", "id7") == single_answer("ABCD", "id7")  # deterministic

@@ -11,7 +11,8 @@ def register(sub):
     p = sub.add_parser("demo", help="run the whole lab in small mode (CPU) and write a report", description=__doc__)
     p.add_argument("--out", default="runs/demo", help="run folder (results.json, report.html)")
     p.add_argument("--seed", type=int, default=0, help="seed for data, models and training")
-    p.add_argument("--all-arms", action="store_true", help="also run the other Table 4 and Table 7 arms")
+    p.add_argument("--core-only", action="store_true",
+                   help="only the core arms (base, SFT, mining, GRPO, DPA-GRPO, HCM-GRPO); default: every arm of Tables 4, 6, 7")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
 
@@ -19,5 +20,5 @@ def register(sub):
 def run(args) -> int:
     from labkit.pipeline import run_demo
 
-    run_demo(args.out, seed=args.seed, all_arms=args.all_arms)
+    run_demo(args.out, seed=args.seed, all_arms=not args.core_only)
     return 0
