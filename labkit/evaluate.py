@@ -160,24 +160,37 @@ def stream_response(model, processor, images: list, prompt_text: str, *, max_new
 
 # ----------------------------------------------------------------------------- evaluation
 
-def _read_predictions(path: Path) -> dict[str, dict]:
-    """Valid lines of a predictions file by id; a line cut by an interruption is dropped."""
-    from labkit.jsonl import read_by_id
-
-    return read_by_id(path)
+# The settings that must match for a resumed run to mix with earlier predictions.
+RESUME_KEYS = ("model", "data", "split", "form", "layout", "variant", "image_size", "max_new_tokens", "do_sample",
+               "temperature", "top_k", "top_p", "judge")
 
 
-def _write_lines(path: Path, rows: list[dict]) -> None:
-    from labkit.jsonl import write_atomic
+def open_predictions(out_dir, settings: dict, keys=RESUME_KEYS) -> tuple[Path, dict[str, dict]]:
+    """Prepare ``out_dir`` for an evaluation run that may resume an interrupted one.
 
-    write_atomic(path, rows)
+    Refuses a folder whose ``run.json`` was written with other ``keys`` settings (mixing runs
+    would corrupt the score), records ``settings``, and returns the predictions path and the
+    complete predictions already there by id. The file is rewritten without a line cut by an
+    interruption, so appends start on a fresh line.
+    """
+    from labkit.jsonl import read_by_id, write_atomic
 
-
-def _settings_key(settings: dict) -> dict:
-    """The settings that must match for a resumed run to mix with earlier predictions."""
-    keys = ("model", "data", "split", "form", "layout", "variant", "image_size", "max_new_tokens", "do_sample",
-            "temperature", "top_k", "top_p", "judge")
-    return {k: settings.get(k) for k in keys}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pred_path = out_dir / "predictions.jsonl"
+    run_path = out_dir / "run.json"
+    if run_path.exists() and pred_path.exists():
+        before = json.loads(run_path.read_text())
+        diff = {k: (before.get(k), settings.get(k)) for k in keys if before.get(k) != settings.get(k)}
+        if diff:
+            raise ValueError(
+                f"{out_dir} holds predictions made with other settings {diff} (old, new); "
+                "use another --out folder or delete it"
+            )
+    run_path.write_text(json.dumps(settings, indent=2) + "\n")
+    done = read_by_id(pred_path)
+    write_atomic(pred_path, list(done.values()))
+    return pred_path, done
 
 
 def prediction_row(sample_id: str, response: str, answer: str, dimension: str | None) -> dict:
@@ -298,21 +311,7 @@ def evaluate(
     done: dict[str, dict] = {}
     if out_dir is not None:
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        pred_path = out_dir / "predictions.jsonl"
-        run_path = out_dir / "run.json"
-        if run_path.exists() and pred_path.exists():
-            before = _settings_key(json.loads(run_path.read_text()))
-            if before != _settings_key(settings):
-                diff = {k: (before[k], v) for k, v in _settings_key(settings).items() if before.get(k) != v}
-                raise ValueError(
-                    f"{out_dir} holds predictions made with other settings {diff} (old, new); "
-                    "use another --out folder or delete it"
-                )
-        run_path.write_text(json.dumps(settings, indent=2) + "\n")
-        done = _read_predictions(pred_path)
-        # Rewrite without a line cut by an interruption, so appends start on a fresh line.
-        _write_lines(pred_path, list(done.values()))
+        pred_path, done = open_predictions(out_dir, settings)
 
     todo = [i for i, sid in enumerate(ids) if sid not in done]
     resumed = n_total - len(todo)

@@ -26,7 +26,6 @@ writes the same files (``predictions.jsonl`` with a ``correct`` field, ``results
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -138,17 +137,10 @@ def to_grpo_dataset(ds, conv):
 
 
 def _training_split(recipe):
-    from datasets import concatenate_datasets
-
     from labkit.mc_data import load_mc
+    from labkit.training import load_training_split
 
-    parts = [load_mc(recipe.data, s) for s in [recipe.split, *recipe.extra_splits]]
-    ds = parts[0] if len(parts) == 1 else concatenate_datasets(parts)
-    if recipe.limit is not None:
-        ds = ds.select(range(min(recipe.limit, len(ds))))
-    if len(ds) == 0:
-        raise ValueError(f"{recipe.source or recipe.arm}: no training items in {recipe.data} ({recipe.split})")
-    return ds
+    return load_training_split(recipe, loader=load_mc)
 
 
 def build_mc_sft_dataset(recipe):
@@ -172,25 +164,6 @@ def build_mc_grpo_dataset(recipe):
 
 
 # ----------------------------------------------------------------------------- evaluation
-
-def _read_done(path: Path) -> dict[str, dict]:
-    done: dict[str, dict] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue  # a line cut by an interruption
-            if isinstance(row, dict) and "id" in row:
-                done[row["id"]] = row
-    return done
-
-
-def _write_jsonl(path: Path, rows) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
-
 
 def mc_prediction_row(item_id: str, response: str, answer: str, n_options: int, category: str) -> dict:
     """One predictions.jsonl line (``correct`` is what HCM mining reads)."""
@@ -239,7 +212,7 @@ def evaluate_mc(
     """
     from tqdm.auto import tqdm
 
-    from labkit.evaluate import generate_responses
+    from labkit.evaluate import generate_responses, open_predictions
     from labkit.mc_data import load_mc
 
     if judge is not None:
@@ -271,19 +244,9 @@ def evaluate_mc(
     done: dict[str, dict] = {}
     if out_dir is not None:
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        pred_path = out_dir / "predictions.jsonl"
-        run_path = out_dir / "run.json"
+        # layout and variant do not apply to MC items, so they do not block a resume.
         keys = ("model", "data", "split", "form", "image_size", "max_new_tokens", "do_sample", "temperature", "top_k", "top_p")
-        if run_path.exists() and pred_path.exists():
-            before = json.loads(run_path.read_text())
-            diff = {k: (before.get(k), settings[k]) for k in keys if before.get(k) != settings[k]}
-            if diff:
-                raise ValueError(f"{out_dir} holds predictions made with other settings {diff} (old, new); "
-                                 "use another --out folder or delete it")
-        run_path.write_text(json.dumps(settings, indent=2) + "\n")
-        done = _read_done(pred_path)
-        _write_jsonl(pred_path, done.values())
+        pred_path, done = open_predictions(out_dir, settings, keys)
 
     todo = [i for i, m in enumerate(meta) if m["id"] not in done]
     resumed = n_total - len(todo)

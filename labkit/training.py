@@ -225,13 +225,21 @@ def set_seed(seed: int) -> None:
     hf_set_seed(seed)
 
 
-def load_training_split(recipe):
-    """The recipe's training split(s), limited to ``recipe.limit`` samples (the first ones)."""
+def load_training_split(recipe, loader=None):
+    """The recipe's training split(s), limited to ``recipe.limit`` samples (the first ones).
+
+    ``loader(data_dir, split)`` reads one split: the lab schema by default (validated, images
+    decoded later), `labkit.mc_data.load_mc` for the generalisation benchmarks.
+    """
     from datasets import concatenate_datasets
 
-    from labkit.data import load_split
+    if loader is None:
+        from labkit.data import load_split
 
-    parts = [load_split(recipe.data, s, validate=True, check_images=False) for s in [recipe.split, *recipe.extra_splits]]
+        def loader(root, split):
+            return load_split(root, split, validate=True, check_images=False)
+
+    parts = [loader(recipe.data, s) for s in [recipe.split, *recipe.extra_splits]]
     ds = parts[0] if len(parts) == 1 else concatenate_datasets(parts)
     if recipe.limit is not None:
         ds = ds.select(range(min(recipe.limit, len(ds))))
