@@ -357,8 +357,6 @@ class DynamicSamplingMixin:
         output = super()._generate_and_score_completions(inputs)
         if not self.dynamic_sampling:
             return output
-        import torch
-
         mode = "train" if self.model.training else "eval"
         G = self.num_generations if mode == "train" else self.num_generations_eval
         adv = output["advantages"]
@@ -377,13 +375,9 @@ class DynamicSamplingMixin:
 
 
 def make_trainer_cls(base=None, *, hcm: HCMConfig | None = None, hard_ids: Sequence[str] = (), dynamic_sampling: bool = False):
-    """A trainer class: ``base`` (default `labkit.grpo.LabGRPOTrainer`, else TRL's GRPOTrainer)
-    with the HCM sampler and/or dynamic sampling mixed in."""
+    """A trainer class: ``base`` (default `labkit.grpo.LabGRPOTrainer`) with the HCM sampler and/or dynamic sampling mixed in."""
     if base is None:
-        try:
-            from labkit.grpo import LabGRPOTrainer as base  # noqa: N813
-        except ImportError:
-            from trl import GRPOTrainer as base  # noqa: N813
+        from labkit.grpo import LabGRPOTrainer as base  # noqa: N813
     bases, attrs = [], {}
     if hcm is not None:
         bases.append(HCMSamplerMixin)
