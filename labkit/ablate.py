@@ -215,7 +215,7 @@ class Runner:
 
         ev = dict(self.evaluation)
         split = ev.pop("split", "test")
-        conv = {"form": "cot", "layout": "separate", "variant": "train", "image_size": None}
+        conv = {"form": "cot", "layout": "separate", "variant": "train", "image_size": None, "prompt": "full"}
         conv.update({k: v for k, v in conversion.items() if k in conv})
         res = evaluate(str(model), self.data_dir, split, out_dir=out_dir, seed=self.seed, progress=self.progress, **conv, **ev)
         res = {k: v for k, v in res.items() if k not in ("predictions_path",)}
@@ -241,7 +241,8 @@ class Runner:
                 run_hcm_grpo(recipe)  # plain run_grpo unless the recipe asks for HCM or dynamic sampling
         train_s = time.time() - t
         conv = {"form": recipe.conversion.form, "layout": recipe.conversion.layout,
-                "variant": recipe.conversion.variant, "image_size": recipe.conversion.image_size}
+                "variant": recipe.conversion.variant, "image_size": recipe.conversion.image_size,
+                "prompt": recipe.conversion.prompt}
         conv.update(arm.conversion)
         t = time.time()
         res = self.evaluate_model(recipe.final_dir, conv, arm_dir / "eval")
@@ -262,7 +263,7 @@ class Runner:
         ev = {k: v for k, v in self.evaluation.items() if k != "split"}
         if arm.limit is not None:
             ev["limit"] = arm.limit
-        conv = {"form": "cot", "layout": "separate", "variant": "train", "image_size": None}
+        conv = {"form": "cot", "layout": "separate", "variant": "train", "image_size": None, "prompt": "full"}
         conv.update(arm.conversion)
         summary = mine_hard(_fmt(arm.model, self.out), self.data_dir, "train", arm_dir, seed=self.seed,
                             progress=self.progress, **conv, **ev)

@@ -33,13 +33,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFont
 
 from labkit.metrics import LETTERS, NONE_ANSWER, AnswerError, canonical_answer, random_baseline
-from labkit.prompts import screening_prompt, target_text
+from labkit.prompts import IMAGE_LABELS, caption_prompt, screening_prompt, target_text
 
 DIMENSIONS = (
     "normal",
@@ -385,6 +385,7 @@ class Conversion:
     layout: str = "separate"   # separate (5 images) | grid (original + 2x2 grid)
     variant: str = "train"     # train (all letters) | eval (one letter)
     image_size: int | None = None  # resize every image to this square size (None: keep)
+    prompt: str = "full"       # full (the paper's prompt) | short (small mode on CPU)
 
 
 def _font(size: int):
@@ -435,9 +436,29 @@ def sample_images(sample: dict, layout: str = "separate", image_size: int | None
     raise ValueError(f"unknown layout {layout!r}; expected 'separate' or 'grid'")
 
 
-def user_message(n_images: int, text: str) -> dict:
-    """A user turn with one image placeholder per image, then the instruction."""
-    return {"role": "user", "content": [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]}
+def user_message(n_images: int, text: str, labels: Sequence[str] | None = None) -> dict:
+    """A user turn with one image placeholder per image, then the instruction.
+
+    With ``labels`` (one per image) each image follows its label, ``Label: <image>`` on its own
+    line, as in InternVL's multi-image convention; without, the images come first, unlabelled.
+    """
+    if labels is None:
+        return {"role": "user", "content": [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]}
+    if len(labels) != n_images:
+        raise ValueError(f"{n_images} image(s) but {len(labels)} label(s)")
+    content: list[dict] = []
+    for i, label in enumerate(labels):
+        content += [{"type": "text", "text": ("\n" if i else "") + f"{label}: "}, {"type": "image"}]
+    content.append({"type": "text", "text": ("\n" if labels else "") + text})
+    return {"role": "user", "content": content}
+
+
+def screening_message(layout: str, text: str) -> dict:
+    """The user turn of a screening prompt: each image after its label (`IMAGE_LABELS`), then ``text``."""
+    if layout not in IMAGE_LABELS:
+        raise ValueError(f"unknown layout {layout!r}; expected one of {', '.join(IMAGE_LABELS)}")
+    labels = IMAGE_LABELS[layout]
+    return user_message(len(labels), text, labels)
 
 
 def single_answer(answer: str, sample_id: str) -> str:
@@ -465,14 +486,14 @@ def to_sft_row(sample: dict, conv: Conversion = Conversion()) -> dict:
     if sample.get("answer") is None:
         raise SampleError(sample.get("id"), "SFT needs a labelled sample (answer is None)")
     images = sample_images(sample, conv.layout, conv.image_size)
-    prompt = screening_prompt(conv.form, conv.layout, conv.variant)
+    prompt = screening_prompt(conv.form, conv.layout, conv.variant, conv.prompt)
     answer = canonical_answer(sample["answer"])
     if conv.variant == "eval":
         answer = single_answer(answer, sample["id"])
     target = target_text(answer, sample.get("cot"), conv.form)
     return {
         "messages": [
-            user_message(len(images), prompt),
+            screening_message(conv.layout, prompt),
             {"role": "assistant", "content": [{"type": "text", "text": target}]},
         ],
         "images": images,
@@ -481,14 +502,12 @@ def to_sft_row(sample: dict, conv: Conversion = Conversion()) -> dict:
 
 def to_caption_sft_row(sample: dict, conv: Conversion = Conversion()) -> dict:
     """A captioning turn (stage 1.1 of the cold start): describe each image."""
-    from labkit.prompts import CAPTION_PROMPT
-
     if not sample.get("caption"):
         raise SampleError(sample.get("id"), "no caption to train on")
     images = sample_images(sample, conv.layout, conv.image_size)
     return {
         "messages": [
-            user_message(len(images), CAPTION_PROMPT),
+            screening_message(conv.layout, caption_prompt(conv.prompt)),
             {"role": "assistant", "content": [{"type": "text", "text": sample["caption"]}]},
         ],
         "images": images,
@@ -501,7 +520,7 @@ def to_grpo_row(sample: dict, conv: Conversion = Conversion()) -> dict:
         raise SampleError(sample.get("id"), "GRPO needs a labelled sample (answer is None)")
     images = sample_images(sample, conv.layout, conv.image_size)
     return {
-        "prompt": [user_message(len(images), screening_prompt(conv.form, conv.layout, conv.variant))],
+        "prompt": [screening_message(conv.layout, screening_prompt(conv.form, conv.layout, conv.variant, conv.prompt))],
         "images": images,
         "answer": canonical_answer(sample["answer"]),
         "id": sample["id"],

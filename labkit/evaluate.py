@@ -38,14 +38,19 @@ def _tokenizer(processor):
     return getattr(processor, "tokenizer", processor)
 
 
-def render_prompt(processor, n_images: int, prompt_text: str) -> str:
-    """The chat-template text of one user turn (images, then the instruction) + assistant header."""
+def render_prompt(processor, n_images: int, prompt) -> str:
+    """The chat-template text of one user turn + assistant header.
+
+    ``prompt`` is the instruction text (the images come first, unlabelled) or a ready user
+    message such as `labkit.data.screening_message` (images interleaved with their labels).
+    """
     from labkit.data import user_message
 
-    return processor.apply_chat_template([user_message(n_images, prompt_text)], add_generation_prompt=True, tokenize=False)
+    message = prompt if isinstance(prompt, dict) else user_message(n_images, prompt)
+    return processor.apply_chat_template([message], add_generation_prompt=True, tokenize=False)
 
 
-def _encode(model, processor, items: Sequence[tuple[list, str]]):
+def _encode(model, processor, items: Sequence[tuple[list, str | dict]]):
     """Processor inputs for a batch of (images, prompt) pairs, left padded, on the model's device."""
     import torch
 
@@ -94,33 +99,49 @@ def generate_responses(
     top_k: int | None = None,
     top_p: float | None = None,
     progress: bool = True,
+    verdicts: bool = False,
     **gen,
-) -> list[str]:
-    """Replies for ``items`` = [(images, prompt_text), ...], in order, generated in batches.
+) -> list[str] | tuple[list[str], list[list[float | None]]]:
+    """Replies for ``items`` = [(images, prompt), ...], in order, generated in batches.
 
     Greedy by default; ``do_sample=True`` with temperature / top_k / top_p samples. Extra
-    keyword arguments go to ``model.generate``. Decoding skips special tokens.
+    keyword arguments go to ``model.generate``. Decoding skips special tokens. With
+    ``verdicts=True`` it returns ``(replies, p_ok)``: per reply the model's P(ok) at its verdict
+    about each of A-D (`labkit.verdicts.verdict_probs`; None where it wrote no ``L: ok/no``).
     """
     import torch
     from tqdm.auto import tqdm
+
+    from labkit.verdicts import verdict_probs, verdict_token_ids
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     items = list(items)
     gen_kwargs = _generation_kwargs(processor, max_new_tokens, do_sample, temperature, top_k, top_p, gen)
     tok = _tokenizer(processor)
+    ids = verdict_token_ids(tok) if verdicts else None
+    if ids is not None:
+        gen_kwargs.update(output_logits=True, return_dict_in_generate=True)
     replies: list[str] = []
+    p_ok: list[list[float | None]] = []
     bar = tqdm(total=len(items), desc="generate", unit="sample", disable=not progress)
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
         inputs = _encode(model, processor, chunk)
         with torch.inference_mode():
             out = model.generate(**inputs, **gen_kwargs)
-        new_tokens = out[:, inputs["input_ids"].shape[1]:]
+        sequences = out.sequences if ids is not None else out
+        new_tokens = sequences[:, inputs["input_ids"].shape[1]:]
         replies.extend(tok.batch_decode(new_tokens, skip_special_tokens=True))
+        if verdicts:
+            if ids is None:  # the tokenizer has no one-token ok/no/letters: no verdict scores
+                p_ok.extend([[None] * 4 for _ in chunk])
+            else:
+                logits = torch.stack(out.logits, 1)  # [batch, new tokens, vocab]
+                p_ok.extend(verdict_probs(new_tokens[b].tolist(), logits[b], ids) for b in range(len(chunk)))
         bar.update(len(chunk))
     bar.close()
-    return replies
+    return (replies, p_ok) if verdicts else replies
 
 
 def stream_response(model, processor, images: list, prompt_text: str, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
@@ -161,8 +182,8 @@ def stream_response(model, processor, images: list, prompt_text: str, *, max_new
 # ----------------------------------------------------------------------------- evaluation
 
 # The settings that must match for a resumed run to mix with earlier predictions.
-RESUME_KEYS = ("model", "data", "split", "form", "layout", "variant", "image_size", "max_new_tokens", "do_sample",
-               "temperature", "top_k", "top_p", "judge")
+RESUME_KEYS = ("model", "data", "split", "form", "layout", "variant", "image_size", "prompt", "max_new_tokens",
+               "do_sample", "temperature", "top_k", "top_p", "judge", "swap_images")
 
 
 def open_predictions(out_dir, settings: dict, keys=RESUME_KEYS) -> tuple[Path, dict[str, dict]]:
@@ -193,12 +214,16 @@ def open_predictions(out_dir, settings: dict, keys=RESUME_KEYS) -> tuple[Path, d
     return pred_path, done
 
 
-def prediction_row(sample_id: str, response: str, answer: str, dimension: str | None) -> dict:
-    """One predictions.jsonl line: the parsed answer is None when the reply has none (unparsed)."""
+def prediction_row(sample_id: str, response: str, answer: str, dimension: str | None,
+                   p_ok: list[float | None] | None = None) -> dict:
+    """One predictions.jsonl line: the parsed answer is None when the reply has none (unparsed).
+
+    ``p_ok`` (kept when given): the model's P(ok) at its verdict about each candidate A-D.
+    """
     from labkit.metrics import is_correct, parse_answer
 
     prediction = parse_answer(response)
-    return {
+    row = {
         "id": sample_id,
         "response": response,
         "prediction": prediction,
@@ -206,6 +231,33 @@ def prediction_row(sample_id: str, response: str, answer: str, dimension: str | 
         "dimension": dimension,
         "correct": is_correct(prediction, answer),
     }
+    if p_ok is not None:
+        row["p_ok"] = p_ok
+    return row
+
+
+def verdict_auc(rows: list[dict], ds) -> dict | None:
+    """`labkit.metrics.candidate_auc` of the rows' ``p_ok`` against the split's defect tags.
+
+    None when no row has a verdict score or the split has no per-candidate tags. A candidate
+    the reasoning gave no ``ok``/``no`` verdict scores 0.5 (undecided); their count is
+    ``missing_verdicts``.
+    """
+    from labkit.metrics import candidate_auc
+
+    if "candidate_defects" not in ds.column_names or not any(r.get("p_ok") for r in rows):
+        return None
+    defects = ds.select_columns(["candidate_defects"])["candidate_defects"]
+    if any(d is None for d in defects):
+        return None
+    scores, missing = [], 0
+    for r in rows:
+        p = r.get("p_ok") or [None] * 4
+        missing += sum(v is None for v in p)
+        scores.append([0.5 if v is None else v for v in p])
+    out = candidate_auc(scores, defects)
+    out["missing_verdicts"] = missing
+    return out
 
 
 def _judge_responses(judge, rows: list[dict]) -> list[str]:
@@ -231,6 +283,8 @@ def evaluate(
     layout: str = "separate",
     variant: str = "train",
     image_size: int | None = None,
+    prompt: str = "full",
+    swap_images: bool = False,
     batch_size: int = 8,
     out_dir=None,
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
@@ -253,6 +307,13 @@ def evaluate(
     and ``model_or_path`` may be None. Returns the `labkit.metrics.score` dict plus ``wall_s``,
     ``samples_per_s`` (this run's generated samples / wall time), ``predictions_path`` (or None
     without ``out_dir``), ``generated`` (samples generated this run) and ``resumed`` (skipped).
+
+    Per-candidate verdicts: with a local model each prediction row keeps ``p_ok``, the model's
+    P(ok) at its verdict about each candidate (`labkit.verdicts`), and the result gets ``auc``
+    (`labkit.metrics.candidate_auc`: overall, per dimension, first candidate) when the split
+    has per-candidate defect tags. ``swap_images=True`` is the image-swap control: every sample
+    is shown the images of the next sample of the split (the last one the first's) while it is
+    scored against its own labels, so whatever AUC remains does not come from seeing its images.
     """
     from labkit.mc_data import is_mc_dataset
 
@@ -272,7 +333,7 @@ def evaluate(
     from labkit.metrics import score
     from labkit.prompts import screening_prompt
 
-    screening_prompt(form, layout, variant)  # validates the three names with a clear error
+    screening_prompt(form, layout, variant, prompt)  # validates the four names with a clear error
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
     if model_or_path is None and judge is None:
@@ -304,9 +365,9 @@ def evaluate(
             model, processor = load(model_or_path, device=device, dtype=dtype)
 
     settings = dict(model=model_name, data=str(Path(data_dir).resolve()), split=split, form=form, layout=layout, variant=variant,
-                    image_size=image_size, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                    image_size=image_size, prompt=prompt, max_new_tokens=max_new_tokens, do_sample=do_sample,
                     temperature=temperature, top_k=top_k, top_p=top_p, judge=judge_name, seed=seed,
-                    batch_size=batch_size, limit=limit)
+                    batch_size=batch_size, limit=limit, swap_images=swap_images)
     pred_path = None
     done: dict[str, dict] = {}
     if out_dir is not None:
@@ -319,22 +380,27 @@ def evaluate(
         import torch
 
         torch.manual_seed(seed)
-    conv = Conversion(form=form, layout=layout, variant=variant, image_size=image_size)
-    prompt_text = screening_prompt(form, layout, variant)
+    conv = Conversion(form=form, layout=layout, variant=variant, image_size=image_size, prompt=prompt)
     rows_by_id = dict(done)
     t0 = time.perf_counter()
     bar = tqdm(total=n_total, initial=resumed, desc=f"evaluate {split}", unit="sample", disable=not progress)
     for start in range(0, len(todo), batch_size):
-        batch = [to_grpo_row(ds[i], conv) for i in todo[start:start + batch_size]]
+        batch = []
+        for i in todo[start:start + batch_size]:
+            row = to_grpo_row(ds[i], conv)
+            if swap_images:  # the next sample's images, this sample's labels
+                row["images"] = to_grpo_row(ds[(i + 1) % n_total], conv)["images"]
+            batch.append(row)
+        p_ok = [None] * len(batch)
         if judge is not None:
             replies = _judge_responses(judge, batch)
         else:
-            replies = generate_responses(
-                model, processor, [(r["images"], prompt_text) for r in batch], batch_size=batch_size,
+            replies, p_ok = generate_responses(
+                model, processor, [(r["images"], r["prompt"][0]) for r in batch], batch_size=batch_size,
                 max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, top_k=top_k,
-                top_p=top_p, progress=False, **gen,
+                top_p=top_p, progress=False, verdicts=True, **gen,
             )
-        new_rows = [prediction_row(r["id"], reply, r["answer"], r["dimension"] or None) for r, reply in zip(batch, replies)]
+        new_rows = [prediction_row(r["id"], reply, r["answer"], r["dimension"] or None, p) for r, reply, p in zip(batch, replies, p_ok)]
         if pred_path is not None:
             with pred_path.open("a") as f:  # one flush per batch: an interruption loses at most a batch
                 f.write("".join(json.dumps(row) + "\n" for row in new_rows))
@@ -346,6 +412,9 @@ def evaluate(
 
     rows = [rows_by_id[sid] for sid in ids]
     result = score([r["prediction"] for r in rows], [r["answer"] for r in rows], [r["dimension"] or "unknown" for r in rows])
+    auc = verdict_auc(rows, ds.select(range(n_total)))
+    if auc is not None:
+        result["auc"] = auc
     result.update(
         wall_s=wall,
         samples_per_s=(len(todo) / wall) if todo and wall > 0 else None,

@@ -110,7 +110,8 @@ def partition(predictions: Sequence[dict]) -> list[dict]:
 
 
 def mine_hard(model, data_dir, split: str = "train", out=None, *, form: str = "cot", layout: str = "separate",
-              variant: str = "eval", image_size: int | None = None, batch_size: int = 8, **eval_kwargs) -> dict:
+              variant: str = "eval", image_size: int | None = None, prompt: str = "full", batch_size: int = 8,
+              **eval_kwargs) -> dict:
     """Run ``model`` over ``data_dir/split`` with the evaluator; write hard_cases.jsonl and mining.json.
 
     Returns the mining summary (the content of mining.json). Extra keyword arguments go to
@@ -123,7 +124,7 @@ def mine_hard(model, data_dir, split: str = "train", out=None, *, form: str = "c
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     scores = evaluate(model, data_dir, split, form=form, layout=layout, variant=variant, image_size=image_size,
-                      batch_size=batch_size, out_dir=out, **eval_kwargs)
+                      prompt=prompt, batch_size=batch_size, out_dir=out, **eval_kwargs)
     pred_path = out / "predictions.jsonl"
     if not pred_path.exists():
         raise FileNotFoundError(f"the evaluator wrote no {pred_path}")
@@ -136,7 +137,7 @@ def mine_hard(model, data_dir, split: str = "train", out=None, *, form: str = "c
         "hard_fraction": n_hard / len(rows) if rows else float("nan"),
         "unparsed": sum(r["prediction"] is None for r in rows),
         "score": {k: scores.get(k) for k in ("overall", "random_baseline", "n", "unparsed")} if isinstance(scores, dict) else None,
-        "conversion": {"form": form, "layout": layout, "variant": variant, "image_size": image_size},
+        "conversion": {"form": form, "layout": layout, "variant": variant, "image_size": image_size, "prompt": prompt},
     }
     (out / "mining.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -76,29 +76,29 @@ class ModelSize:
     image_size: int = field(default=56, metadata={"help": "square input side in pixels (multiple of 28)"})
     patch_size: int = field(default=14, metadata={"help": "vision patch side in pixels"})
     max_positions: int = field(default=4096, metadata={"help": "maximum sequence length"})
+    downsample_ratio: float = field(default=0.5, metadata={
+        "help": "InternVL pixel shuffle: 0.5 merges 2x2 patches into one language-model token (InternVL3's "
+                "own value), 0.25 merges 4x4; Qwen2.5-VL always merges 2x2"})
 
     @property
     def image_tokens(self) -> int:
-        """Language-model tokens per image: patches merged 2x2 (pixel shuffle / spatial merge)."""
-        return (self.image_size // self.patch_size) ** 2 // 4
+        """Language-model tokens per image: patches merged by the pixel shuffle / spatial merge."""
+        return round((self.image_size // self.patch_size) ** 2 * self.downsample_ratio ** 2)
 
 
 SIZES = {
     # Tests: well under 1M parameters, builds in about a second.
     "tiny": ModelSize(),
-    # The CPU demo model: about 1.1M parameters (InternVL; 1.2M Qwen2.5-VL), 56 px images, 4
-    # tokens per image. Measured with benchmarks/model_sizing.py (1 thread, 2-core machine): an SFT
-    # step at batch 4 (5 images, ~325 tokens) takes 0.15 s and greedy generation of 8 x 64 tokens
-    # 0.28 s; 112 px costs +50 % per step (0.22 s) and 2M/5.6M-parameter variants 1.6x/3.5x,
-    # without a measurable gain on the synthetic task in the minutes the demo can spend.
-    # Image content does reach the answer: direct-answer SFT on an obvious colour task (green vs
-    # red square per candidate, the full screening prompt) reaches 87 % vs a 37 % random baseline
-    # in 400 steps at batch 8 with the random vision tower and projector frozen; training them
-    # at lr 2e-3 instead collapsed to one constant answer.
+    # The CPU demo model (InternVL: ~4.7M parameters). Sized by measurement (docs/training.md):
+    # 64 px images cut into 16 px patches (16 patches, 4 language-model tokens after the 2x2
+    # merge) through a 4-layer, 128-wide ViT, pre-trained on the synthetic defects (labkit
+    # pretrain), reached a per-candidate AUC of 0.91 in 10 CPU-minutes, where 8 px patches (16
+    # tokens) cost 3.4x per step and reached 0.68 in the same time. The language model is 256 wide
+    # (the projector's output) and 4 layers deep.
     "small": ModelSize(
-        vocab_size=2048, text_hidden=128, text_layers=4, text_heads=4, text_kv_heads=2,
-        text_intermediate=384, vision_hidden=64, vision_layers=2, vision_heads=4,
-        vision_intermediate=192, image_size=56,
+        vocab_size=2048, text_hidden=256, text_layers=4, text_heads=4, text_kv_heads=2,
+        text_intermediate=768, vision_hidden=128, vision_layers=4, vision_heads=4,
+        vision_intermediate=384, image_size=64, patch_size=16,
     ),
 }
 
@@ -135,11 +135,18 @@ def _corpus() -> list[str]:
     for form in prompts.FORMS:
         for layout in prompts.LAYOUTS:
             for variant in prompts.VARIANTS:
-                texts.append(prompts.screening_prompt(form, layout, variant))
-    texts.append(prompts.CAPTION_PROMPT)
+                for style in prompts.STYLES:
+                    texts.append(prompts.screening_prompt(form, layout, variant, style))
+    texts += [prompts.CAPTION_PROMPT, prompts.CAPTION_PROMPT_SHORT, prompts.IMAGE_CAPTION_PROMPT]
+    for layout, labels in prompts.IMAGE_LABELS.items():
+        texts.append("\n".join(f"{label}: " for label in labels))
     for layout in prompts.LAYOUTS:
         for ans in _ANSWERS:
             texts.append(prompts.answer_driven_prompt(ans, layout))
+    # Captions and oracle reasoning of synthetic samples (text only, no pixels drawn).
+    from labkit.synth.sample import text_corpus
+
+    texts += text_corpus(300)
     words = _DOMAIN_WORDS.split()
     texts.append(" ".join(words))
     texts.extend(f"{w.capitalize()} {w}." for w in words)
@@ -254,7 +261,7 @@ def _build_internvl(size: ModelSize, tok):
         text_config=text,
         image_token_id=tok.convert_tokens_to_ids(INTERNVL_TOKENS["context_image_token"]),
         image_seq_length=size.image_tokens,
-        downsample_ratio=0.5,
+        downsample_ratio=size.downsample_ratio,
         tie_word_embeddings=True,
     )
     model = InternVLForConditionalGeneration(config)
@@ -338,8 +345,9 @@ def build_model(arch: str, size: str | ModelSize, out, seed: int = 0) -> Path:
         size_name, dims = size, SIZES[size]
     else:
         size_name, dims = "custom", size
-    if dims.image_size % (2 * dims.patch_size):
-        raise ValueError(f"image_size {dims.image_size} must be a multiple of 2 x patch_size ({2 * dims.patch_size})")
+    merge = round(1 / dims.downsample_ratio) if arch == "internvl" else 2
+    if dims.image_size % (merge * dims.patch_size):
+        raise ValueError(f"image_size {dims.image_size} must be a multiple of {merge} x patch_size ({merge * dims.patch_size})")
     out = Path(out)
     torch.manual_seed(seed)
     tok = build_tokenizer(arch, dims.vocab_size)

@@ -11,13 +11,27 @@ Variants:
   or ``direct`` (the answer only);
 - ``layout``: ``separate`` (original + four images) or ``grid`` (original + one 2×2 grid);
 - ``variant``: ``train`` (all acceptable letters) or ``eval`` (one letter, the most
-  aesthetic when several pass, as in the paper's evaluation).
+  aesthetic when several pass, as in the paper's evaluation);
+- ``style``: ``full`` (the paper's prompt, about 230 tokens) or ``short`` (the same
+  requirements in about 50 tokens: small mode on CPU, where the full prompt would be most of
+  every training sequence).
+
+Images are interleaved with their labels, InternVL's multi-image convention: the user turn
+reads ``Original: <image>`` ``A: <image>`` … ``D: <image>`` (or ``Candidates: <image>`` for the
+grid), then the instruction (`IMAGE_LABELS`, built into a message by `labkit.data.screening_message`).
 """
 from __future__ import annotations
 
 FORMS = ("cot", "direct")
 LAYOUTS = ("separate", "grid")
 VARIANTS = ("train", "eval")
+STYLES = ("full", "short")
+
+# The label written before each image of a screening prompt, per layout.
+IMAGE_LABELS = {
+    "separate": ("Original", "A", "B", "C", "D"),
+    "grid": ("Original", "Candidates"),
+}
 
 ROLE = "You are an expert reviewer of AI-generated product images."
 
@@ -59,14 +73,31 @@ _FORMAT_RULE = {
 }
 
 
-def screening_prompt(form: str = "cot", layout: str = "separate", variant: str = "train") -> str:
-    """The user instruction for one screening sample."""
+_SHORT_TASK = {
+    "separate": "Screen the generated images A-D against the original",
+    "grid": "Screen the generated images A-D (the 2x2 grid: A top left, B top right, C bottom left, D bottom right) against the original",
+}
+_SHORT_RULES = ": the product unchanged, nothing added, shadows and placement physically right."
+_SHORT_ANSWER = {
+    ("cot", "train"): "Give a verdict for each image inside <think></think>, then every acceptable letter (or N) inside <answer></answer>.",
+    ("cot", "eval"): "Give a verdict for each image inside <think></think>, then the best acceptable letter (or N) inside <answer></answer>.",
+    ("direct", "train"): "Reply with every acceptable letter (or N) only.",
+    ("direct", "eval"): "Reply with the best acceptable letter (or N) only.",
+}
+
+
+def screening_prompt(form: str = "cot", layout: str = "separate", variant: str = "train", style: str = "full") -> str:
+    """The user instruction for one screening sample (the images come before it)."""
     if form not in FORMS:
         raise ValueError(f"unknown prompt form {form!r}; expected one of {FORMS}")
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
     if variant not in VARIANTS:
         raise ValueError(f"unknown prompt variant {variant!r}; expected one of {VARIANTS}")
+    if style not in STYLES:
+        raise ValueError(f"unknown prompt style {style!r}; expected one of {STYLES}")
+    if style == "short":
+        return _SHORT_TASK[layout] + _SHORT_RULES + " " + _SHORT_ANSWER[(form, variant)]
     return "\n".join(
         [ROLE, _TASK[layout], "Choose the image(s) that meet the requirements.", REQUIREMENTS,
          _ANSWER_RULE[variant], _FORMAT_RULE[form]]
@@ -86,6 +117,16 @@ CAPTION_PROMPT = (
     ROLE + " Describe each image briefly, one line each, starting with 'Original:', 'A:', 'B:', 'C:', 'D:'. "
     "Describe the product, its shape, colours and text, its shadow and how it stands in the scene."
 )
+# The same request in the short style, and for a single image (the small model's alignment stage).
+CAPTION_PROMPT_SHORT = "Describe each image in one line: Original, A, B, C, D."
+IMAGE_CAPTION_PROMPT = "Describe this image in one line."
+
+
+def caption_prompt(style: str = "full") -> str:
+    """The request to describe every image of a sample, in the prompt style of the model."""
+    if style not in STYLES:
+        raise ValueError(f"unknown prompt style {style!r}; expected one of {STYLES}")
+    return CAPTION_PROMPT if style == "full" else CAPTION_PROMPT_SHORT
 
 
 def answer_driven_prompt(answer: str, layout: str = "separate") -> str:

@@ -48,11 +48,13 @@ class ConversionSpec:
     layout: str = field(default="separate", metadata={"help": "separate (original + 4 images) or grid (original + 2x2 grid)"})
     variant: str = field(default="train", metadata={"help": "train (all acceptable letters) or eval (one letter)"})
     image_size: int | None = field(default=None, metadata={"help": "resize every image to this square size; null keeps it"})
+    prompt: str = field(default="full", metadata={"help": "full (the paper's prompt) or short (small mode on CPU: same rules, ~50 tokens)"})
 
     def to_conversion(self):
         from labkit.data import Conversion
 
-        return Conversion(form=self.form, layout=self.layout, variant=self.variant, image_size=self.image_size)
+        return Conversion(form=self.form, layout=self.layout, variant=self.variant, image_size=self.image_size,
+                          prompt=self.prompt)
 
 
 @dataclass
@@ -201,7 +203,7 @@ def _check_training_keys(recipe: Recipe, where: str) -> None:
 def validate(recipe: Recipe, where: str = "recipe", check_training: bool = True) -> Recipe:
     """Check values (not just keys); raise RecipeError naming the key."""
     from labkit.data import SPLITS
-    from labkit.prompts import FORMS, LAYOUTS, VARIANTS
+    from labkit.prompts import FORMS, LAYOUTS, STYLES, VARIANTS
     from labkit.rewards import REWARDS
 
     if recipe.stage not in STAGES:
@@ -221,6 +223,8 @@ def validate(recipe: Recipe, where: str = "recipe", check_training: bool = True)
         raise RecipeError(f"{where}: conversion.layout must be one of {LAYOUTS}, got {c.layout!r}")
     if c.variant not in VARIANTS:
         raise RecipeError(f"{where}: conversion.variant must be one of {VARIANTS}, got {c.variant!r}")
+    if c.prompt not in STYLES:
+        raise RecipeError(f"{where}: conversion.prompt must be one of {STYLES}, got {c.prompt!r}")
     if c.image_size is not None and (not isinstance(c.image_size, int) or c.image_size < 8):
         raise RecipeError(f"{where}: conversion.image_size must be an integer >= 8 or null, got {c.image_size!r}")
     for key in ("vision", "projector", "language"):

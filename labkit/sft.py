@@ -61,7 +61,7 @@ def verdicts_cot(sample: dict) -> str | None:
 
 def screen_row(sample: dict, conv, cot_style: str = "sample") -> dict | None:
     """One screening SFT row, or None when the sample has nothing to teach."""
-    from labkit.data import sample_images, to_sft_row, user_message
+    from labkit.data import sample_images, screening_message, to_sft_row
     from labkit.metrics import parse_answer
     from labkit.prompts import screening_prompt
 
@@ -78,7 +78,7 @@ def screen_row(sample: dict, conv, cot_style: str = "sample") -> dict | None:
         images = sample_images(sample, conv.layout, conv.image_size)
         return {
             "messages": [
-                user_message(len(images), screening_prompt(conv.form, conv.layout, conv.variant)),
+                screening_message(conv.layout, screening_prompt(conv.form, conv.layout, conv.variant, conv.prompt)),
                 {"role": "assistant", "content": [{"type": "text", "text": cot}]},
             ],
             "images": images,

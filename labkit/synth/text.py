@@ -138,6 +138,39 @@ def _answer_words(answer: str) -> str:
     return f"The acceptable images are {letters}, so the answer is {answer}."
 
 
+# A few words for what each finer defect kind looks like (labkit.synth.defects.DEFECT_KINDS).
+KIND_WORDS = {
+    "colour_shift": "colour shifted", "text_changed": "text changed", "part_missing": "part missing",
+    "part_added": "part added", "warp": "warped", "aspect": "stretched", "quantity": "extra copies",
+    "shadow_against_light": "shadow against the light", "shadow_missing": "no shadow",
+    "shadow_detached": "shadow detached", "shadow_doubled": "two shadows",
+    "floating": "floating", "sinking": "sinking", "tilt": "tilted", "wrong_scale": "wrong scale",
+    "pills": "loose pills", "added_prop": "added prop", "second_product": "second product",
+    "decoration": "decoration",
+}
+NOTHING_SEEN = "nothing wrong"
+
+
+def seen_words(kinds) -> str:
+    """What a candidate shows, in a few words: "floating, no shadow", or "nothing wrong"."""
+    return ", ".join(KIND_WORDS[k] for k in dict.fromkeys(kinds)) if kinds else NOTHING_SEEN
+
+
+def image_line(meta: dict, index: int) -> str:
+    """One short line on what image ``index`` of a synthetic sample shows (0 = the original,
+    1-4 = A-D), from its ``meta``: the product for the original ("red box of Neozol"), the
+    scene and the visible defects for a candidate ("box on the shelf, light from the left;
+    floating"). Perception only: it never says whether a candidate is acceptable."""
+    from labkit.synth.products import colour_name
+
+    product, scene = meta["product"], meta["scene"]
+    noun = _noun(Product(**{k: tuple(v) if isinstance(v, list) else v for k, v in product.items()}))
+    if index == 0:
+        return f"{colour_name(product['brand'])} {noun} of {product['name']}"
+    kinds = meta["candidates"][index - 1]["kinds"]
+    return f"{noun} on the {scene['surface']}, light from the {scene['light']}; {seen_words(kinds)}"
+
+
 _SHORT_DIMENSION = {"appearance_deformation": "appearance", "physical_shadow": "shadow",
                     "placement_layout": "placement", "extension_rationality": "extension"}
 
