@@ -43,8 +43,9 @@ then ``run`` with ``carry: [".whl"]``, ``timeout_s: 600`` and the command::
       && export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 \
       && python3 benchmarks/gpu_smoke.py --out $OUT/gpu-smoke --sft-steps 4 --grpo-steps 3
 
-It needs about 8 GiB of GPU memory and, on an H200, a few minutes (GRPO's 1024-token rollouts of
-a random model dominate). ``$OUT/gpu-smoke/gpu_smoke.md`` comes back; its table goes into
+Not yet run on a GPU. Estimated, not measured: a few minutes on an H200 (GRPO's 1024-token
+rollouts of a random model dominate) and some tens of GiB (the 151,674-wide logits of 8 x ~1,800
+tokens dominate SFT's memory). ``$OUT/gpu-smoke/gpu_smoke.md`` comes back; its table goes into
 docs/training.md with the GPU name and date.
 """
 from __future__ import annotations
@@ -86,38 +87,45 @@ def published_config() -> dict:
     return {k: v for k, v in raw.items() if not k.startswith("_")}
 
 
-def build_full_model(out: Path, seed: int = 0) -> Path:
-    """Random-initialised InternVL3-1B-hf architecture + lab tokenizer + 448 px processor, saved to ``out``.
+def full_config(image_token_id: int, bos_token_id: int, eos_token_id: int, pad_token_id: int):
+    """`InternVLConfig` of the published InternVL3-1B-hf architecture with the lab tokenizer's token ids.
 
-    The published config's token ids are replaced by the lab tokenizer's; ``vocab_size`` stays
-    151,674. The vision tower's ``initializer_range`` (1e-10 in the published config, which is only
-    ever loaded with trained weights) becomes 0.02 so random activations have realistic scale.
+    ``vocab_size`` stays 151,674, so the embedding table and LM head have their real size. The vision
+    tower's ``initializer_range`` (1e-10 in the published config, which is only ever loaded with
+    trained weights) becomes 0.02 so that random activations have a realistic scale.
     """
+    from transformers import InternVLConfig
+
+    cfg = published_config()
+    text = {**cfg["text_config"], "bos_token_id": bos_token_id, "eos_token_id": eos_token_id, "pad_token_id": pad_token_id}
+    vision = {**cfg["vision_config"], "initializer_range": 0.02}
+    side, patch = vision["image_size"][0], vision["patch_size"][0]
+    tokens_per_image = int((side // patch) ** 2 * cfg["downsample_ratio"] ** 2)
+    if tokens_per_image != cfg["image_seq_length"]:
+        raise SmokeError(f"{CONFIG.name}: {side} px / patch {patch} x {cfg['downsample_ratio']}^2 gives "
+                         f"{tokens_per_image} image tokens, but image_seq_length is {cfg['image_seq_length']}")
+    top = {k: v for k, v in cfg.items() if k not in ("text_config", "vision_config", "architectures", "model_type")}
+    top["image_token_id"] = image_token_id
+    return InternVLConfig(text_config=text, vision_config=vision, **top)
+
+
+def build_full_model(out: Path, seed: int = 0) -> Path:
+    """Random-initialised InternVL3-1B-hf architecture (bf16) + lab tokenizer + 448 px processor, saved to ``out``."""
     import torch
     from transformers import (
-        GenerationConfig, GotOcr2ImageProcessor, InternVLConfig, InternVLForConditionalGeneration, InternVLProcessor,
+        GenerationConfig, GotOcr2ImageProcessor, InternVLForConditionalGeneration, InternVLProcessor,
         InternVLVideoProcessor,
     )
 
     from labkit.models import IM_END, IM_START, INTERNVL_TOKENS, build_tokenizer, chat_template
 
-    cfg = published_config()
     tok = build_tokenizer("internvl", 2048)
     ids = {"bos_token_id": tok.convert_tokens_to_ids(IM_START), "eos_token_id": tok.convert_tokens_to_ids(IM_END),
            "pad_token_id": tok.pad_token_id}
-    if len(tok) > cfg["text_config"]["vocab_size"]:
-        raise SmokeError(f"lab tokenizer has {len(tok)} tokens, more than the published vocabulary")
-    text = {**cfg["text_config"], **ids}
-    vision = {**cfg["vision_config"], "initializer_range": 0.02}
-    side = vision["image_size"][0]
-    patch = vision["patch_size"][0]
-    tokens_per_image = int((side // patch) ** 2 * cfg["downsample_ratio"] ** 2)
-    if tokens_per_image != cfg["image_seq_length"]:
-        raise SmokeError(f"config: {side} px / patch {patch} x {cfg['downsample_ratio']}^2 gives {tokens_per_image} "
-                         f"image tokens, config says {cfg['image_seq_length']}")
-    top = {k: v for k, v in cfg.items() if k not in ("text_config", "vision_config", "architectures", "model_type")}
-    top["image_token_id"] = tok.convert_tokens_to_ids(INTERNVL_TOKENS["context_image_token"])
-    config = InternVLConfig(text_config=text, vision_config=vision, **top)
+    config = full_config(tok.convert_tokens_to_ids(INTERNVL_TOKENS["context_image_token"]), **ids)
+    if len(tok) > config.text_config.vocab_size:
+        raise SmokeError(f"the lab tokenizer has {len(tok)} tokens, more than the published vocabulary")
+    side = config.vision_config.image_size[0]
     torch.manual_seed(seed)
     # Initialise on the GPU when there is one: a billion parameters initialise in seconds there.
     with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
@@ -132,14 +140,14 @@ def build_full_model(out: Path, seed: int = 0) -> Path:
     )
     processor = InternVLProcessor(
         image_processor=image_processor, tokenizer=tok, video_processor=InternVLVideoProcessor(size=size, initial_shift=False),
-        image_seq_length=cfg["image_seq_length"], chat_template=chat_template("internvl"),
+        image_seq_length=config.image_seq_length, chat_template=chat_template("internvl"),
     )
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     processor.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())
     info = {"arch": "internvl", "size": "InternVL3-1B-hf (random init)", "seed": seed, "parameters": n_params,
-            "image_tokens": cfg["image_seq_length"], "config": str(CONFIG.relative_to(ROOT))}
+            "image_tokens": config.image_seq_length, "config": str(CONFIG.relative_to(ROOT))}
     (out / "labkit_model.json").write_text(json.dumps(info, indent=2) + "\n")
     del model
     if torch.cuda.is_available():
@@ -459,24 +467,24 @@ def main(argv=None) -> int:
     p.add_argument("--grpo-recipe", default=str(GRPO_RECIPE))
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-
-    import torch
-
-    if args.tiny:
-        device = "cpu"
-        # A random tiny model never stops early; 64 tokens keep the CPU run under a minute.
-        args.max_completion_length = args.max_completion_length or 64
-    elif torch.cuda.is_available():
-        device = "cuda"
-    else:
-        print("gpu_smoke: no CUDA device here, so running the CPU form (--tiny) instead of the 1B model.")
-        args.tiny, device = True, "cpu"
-        args.max_completion_length = args.max_completion_length or 64
     if min(args.sft_steps, args.grpo_steps) < 2:
         p.error("--sft-steps and --grpo-steps must be >= 2 (the first step is a warm-up)")
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="gpu_smoke_"))
     if out.exists() and any(out.iterdir()) and not (out / "gpu_smoke.json").exists():
         p.error(f"--out {out} is a non-empty folder that is not an earlier smoke run; give a new or empty folder")
+
+    if args.tiny:
+        # The CPU form stays on the CPU even where a GPU is visible (set before torch initialises CUDA).
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    import torch
+
+    if not args.tiny and not torch.cuda.is_available():
+        print("gpu_smoke: no CUDA device here, so running the CPU form (--tiny) instead of the 1B model.")
+        args.tiny = True
+    device = "cpu" if args.tiny else "cuda"
+    if args.tiny:
+        # A random tiny model never stops early; 64 tokens keep the CPU run under a minute.
+        args.max_completion_length = args.max_completion_length or 64
     out.mkdir(parents=True, exist_ok=True)
 
     from labkit.synth import make_dataset
