@@ -5,13 +5,11 @@
 
 Both forms run the same code:
 
-1. Model. On a GPU: a randomly initialised `InternVLForConditionalGeneration` of the published
-   InternVL3-1B-hf architecture (``benchmarks/internvl3_1b_hf.json``: InternViT-300M-448px, a
-   Qwen2.5-0.5B-sized language model, 938M parameters, vocabulary 151,674), the lab's local BPE
-   tokenizer (``labkit.models.build_tokenizer``; the embedding table keeps the real vocabulary
-   size) and a processor at 448 px with one tile per image (256 image tokens). With ``--tiny``:
-   the lab's tiny InternVL (``labkit.models.build_model(arch="internvl", size="tiny")``). Nothing
-   is downloaded; loading hub checkpoints (``labkit.models.load``) is untouched.
+1. Model. On a GPU: a random-initialised `InternVLForConditionalGeneration` of the published
+   InternVL3-1B-hf architecture (``benchmarks/internvl3_1b_hf.py`` and ``.json``: 938M parameters,
+   vocabulary 151,674), the lab's local BPE tokenizer and a 448 px processor with one tile per image (256
+   image tokens). With ``--tiny``: ``labkit.models.build_model(arch="internvl", size="tiny")``.
+   Nothing is downloaded; loading hub checkpoints (``labkit.models.load``) is untouched.
 2. Data: a few synthetic samples (``labkit.synth.make_dataset``), five images each.
 3. The paper's SFT recipe (``recipes/paper/1b/sft.yaml``: ViT and projector frozen, bf16, gradient
    checkpointing) through ``labkit.sft.run_sft``, then the DPA-GRPO recipe
@@ -27,26 +25,33 @@ Both forms run the same code:
    ``image_seq_length`` tokens, a frozen part moved, the language model did not, gradient
    checkpointing was off, a stage ran short, or a number is not finite.
 
-GPU run from a session with a device (the device tool copies the working tree; the machine has
-Python 3.12 with torch, accelerate, peft, pyarrow, but not trl/datasets, so carry wheels). Here,
-in the repo root, once::
+GPU run from a session with a device. The device tool copies the working tree; the machine has
+Python 3.12 with torch, accelerate, peft, pyarrow, pandas, pillow, tokenizers and huggingface_hub
+but not trl or datasets, and nothing can be installed there from a registry, so carry those as
+wheels (about 15 MB; the machine's own torch and huggingface_hub are used). Here, in the repo
+root, once::
 
     echo /.whl/ >> .git/info/exclude
     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-        -d .whl transformers==5.23.0 trl==1.16.0 datasets==5.2.0 huggingface_hub==2.4.0 \
-        dill==0.4.0 multiprocess==0.70.18
+        -d .whl transformers==5.23.0 trl==1.16.0 datasets==5.2.0 dill==0.4.0 multiprocess==0.70.18
 
 then ``run`` with ``carry: [".whl"]``, ``timeout_s: 600`` and the command::
 
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
       && export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 \
-      && python3 benchmarks/gpu_smoke.py --out $OUT/gpu-smoke --sft-steps 4 --grpo-steps 3
+      && python3 -c "import torch, pyarrow, fsspec, huggingface_hub as h; print(torch.__version__, pyarrow.__version__, fsspec.__version__, h.__version__)" \
+      && { python3 benchmarks/gpu_smoke.py --out /tmp/gpu-smoke --sft-steps 4 --grpo-steps 3 > $OUT/gpu_smoke.log 2>&1;
+           rc=$?; cp /tmp/gpu-smoke/gpu_smoke.* $OUT/; tail -40 $OUT/gpu_smoke.log; exit $rc; }
+
+(datasets 5.2 wants pyarrow >= 24 and fsspec <= 2026.9; the version line shows what the machine
+has. The pinned pyarrow wheel is 55 MB, too big to carry with the rest.) The run folder holds the
+model and checkpoints (gigabytes), so it stays in /tmp there; only the report and log come back.
 
 Not yet run on a GPU. Estimated, not measured: a few minutes on an H200 (GRPO's 1024-token
 rollouts of a random model dominate) and some tens of GiB (the 151,674-wide logits of 8 x ~1,800
-tokens dominate SFT's memory). ``$OUT/gpu-smoke/gpu_smoke.md`` comes back; its table goes into
-docs/training.md with the GPU name and date.
+tokens dominate SFT's memory). The table of ``gpu_smoke.md`` goes into docs/training.md with the
+GPU name and date.
 """
 from __future__ import annotations
 
@@ -66,93 +71,16 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script from a checkout: use this checkout's labkit
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# Run from a checkout: this checkout's labkit, and the architecture module beside this file.
+sys.path[:0] = [str(ROOT), str(HERE)]
 
-CONFIG = Path(__file__).resolve().parent / "internvl3_1b_hf.json"
+from internvl3_1b_hf import build_full_model, published_config  # noqa: E402  (path set above)
+
 SFT_RECIPE = ROOT / "recipes" / "paper" / "1b" / "sft.yaml"
 GRPO_RECIPE = ROOT / "recipes" / "paper" / "1b" / "dpa-grpo.yaml"
 FULL_IMAGE_SIZE = 448
-
-
-class SmokeError(RuntimeError):
-    """A check of the smoke run failed; the message says which."""
-
-
-# ----------------------------------------------------------------------------- the model
-
-def published_config() -> dict:
-    """The InternVL3-1B-hf configuration values written in this project (notes dropped)."""
-    raw = json.loads(CONFIG.read_text())
-    return {k: v for k, v in raw.items() if not k.startswith("_")}
-
-
-def full_config(image_token_id: int, bos_token_id: int, eos_token_id: int, pad_token_id: int):
-    """`InternVLConfig` of the published InternVL3-1B-hf architecture with the lab tokenizer's token ids.
-
-    ``vocab_size`` stays 151,674, so the embedding table and LM head have their real size. The vision
-    tower's ``initializer_range`` (1e-10 in the published config, which is only ever loaded with
-    trained weights) becomes 0.02 so that random activations have a realistic scale.
-    """
-    from transformers import InternVLConfig
-
-    cfg = published_config()
-    text = {**cfg["text_config"], "bos_token_id": bos_token_id, "eos_token_id": eos_token_id, "pad_token_id": pad_token_id}
-    vision = {**cfg["vision_config"], "initializer_range": 0.02}
-    side, patch = vision["image_size"][0], vision["patch_size"][0]
-    tokens_per_image = int((side // patch) ** 2 * cfg["downsample_ratio"] ** 2)
-    if tokens_per_image != cfg["image_seq_length"]:
-        raise SmokeError(f"{CONFIG.name}: {side} px / patch {patch} x {cfg['downsample_ratio']}^2 gives "
-                         f"{tokens_per_image} image tokens, but image_seq_length is {cfg['image_seq_length']}")
-    top = {k: v for k, v in cfg.items() if k not in ("text_config", "vision_config", "architectures", "model_type")}
-    top["image_token_id"] = image_token_id
-    return InternVLConfig(text_config=text, vision_config=vision, **top)
-
-
-def build_full_model(out: Path, seed: int = 0) -> Path:
-    """Random-initialised InternVL3-1B-hf architecture (bf16) + lab tokenizer + 448 px processor, saved to ``out``."""
-    import torch
-    from transformers import (
-        GenerationConfig, GotOcr2ImageProcessor, InternVLForConditionalGeneration, InternVLProcessor,
-        InternVLVideoProcessor,
-    )
-
-    from labkit.models import IM_END, IM_START, INTERNVL_TOKENS, build_tokenizer, chat_template
-
-    tok = build_tokenizer("internvl", 2048)
-    ids = {"bos_token_id": tok.convert_tokens_to_ids(IM_START), "eos_token_id": tok.convert_tokens_to_ids(IM_END),
-           "pad_token_id": tok.pad_token_id}
-    config = full_config(tok.convert_tokens_to_ids(INTERNVL_TOKENS["context_image_token"]), **ids)
-    if len(tok) > config.text_config.vocab_size:
-        raise SmokeError(f"the lab tokenizer has {len(tok)} tokens, more than the published vocabulary")
-    side = config.vision_config.image_size[0]
-    torch.manual_seed(seed)
-    # Initialise on the GPU when there is one: a billion parameters initialise in seconds there.
-    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
-        model = InternVLForConditionalGeneration(config)
-    model = model.to(torch.bfloat16)
-    model.generation_config = GenerationConfig(bos_token_id=ids["bos_token_id"], eos_token_id=ids["eos_token_id"],
-                                               pad_token_id=ids["pad_token_id"], do_sample=False, max_new_tokens=128)
-    size = {"height": side, "width": side}
-    image_processor = GotOcr2ImageProcessor(
-        size=size, crop_to_patches=False, max_patches=1, min_patches=1,
-        image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225], do_convert_rgb=True,
-    )
-    processor = InternVLProcessor(
-        image_processor=image_processor, tokenizer=tok, video_processor=InternVLVideoProcessor(size=size, initial_shift=False),
-        image_seq_length=config.image_seq_length, chat_template=chat_template("internvl"),
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
-    processor.save_pretrained(out)
-    n_params = sum(p.numel() for p in model.parameters())
-    info = {"arch": "internvl", "size": "InternVL3-1B-hf (random init)", "seed": seed, "parameters": n_params,
-            "image_tokens": config.image_seq_length, "config": str(CONFIG.relative_to(ROOT))}
-    (out / "labkit_model.json").write_text(json.dumps(info, indent=2) + "\n")
-    del model
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    return out
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -168,6 +96,7 @@ def peak_memory() -> tuple[float, str]:
 
 
 def _sync():
+    """Wait for queued GPU work, so that wall-clock times cover it."""
     import torch
 
     if torch.cuda.is_available():
@@ -228,8 +157,11 @@ def make_meter():
             _sync()
             self.step_times.append(time.perf_counter() - self.t0)
             if len(self.step_times) == 1:
-                # Checked after a step: the trainer switches checkpointing on inside train().
-                self.info["gradient_checkpointing"] = bool(getattr(model, "is_gradient_checkpointing", False))
+                # Read after a step: the trainer switches checkpointing on inside train(), and with it the
+                # hooks that make the input embeddings require grad (vision tower frozen).
+                flag = getattr(model, "is_activation_checkpointing", None)
+                flag = getattr(model, "is_gradient_checkpointing", False) if flag is None else flag
+                self.info["gradient_checkpointing"] = bool(flag)
                 self.info["input_require_grads_hooks"] = len(getattr(model, "_require_grads_hooks", []) or [])
 
         def on_log(self, args, state, control, logs=None, **kw):
@@ -384,23 +316,21 @@ def run_stages(args, model_dir: Path, data_dir: Path, run_dir: Path, device: str
         # CPU form: no bf16; images at the tiny model's size and no loader processes, so CI stays fast.
         common.update({"training.bf16": False, "training.use_cpu": True, "training.dataloader_num_workers": 0,
                        "conversion.image_size": image_size})
-    rows = []
-    sft = load_recipe(args.sft_recipe, {**common, "model": str(model_dir), "training.max_steps": args.sft_steps})
     grpo_over = {**common, "training.max_steps": args.grpo_steps}
     if args.max_completion_length:
         grpo_over["training.max_completion_length"] = args.max_completion_length
-    # The GRPO recipe's own model placeholder, {run_dir}/sft/final, picks up the SFT stage's output.
-    grpo = load_recipe(args.grpo_recipe, grpo_over)
-    for stage, recipe in (("sft", sft), ("grpo", grpo)):
+    recipes = {
+        "sft": load_recipe(args.sft_recipe, {**common, "model": str(model_dir), "training.max_steps": args.sft_steps}),
+        # The GRPO recipe's own model, {run_dir}/sft/final, is the SFT stage's output, as in the paper.
+        "grpo": load_recipe(args.grpo_recipe, grpo_over),
+    }
+    rows = []
+    for stage, recipe in recipes.items():
         print(f"\n== {stage}: {recipe.source} ({recipe.training.get('max_steps')} steps) from {recipe.model}", flush=True)
-        if stage == "sft":
-            tokens = image_tokens(recipe, stage)
-        meter = make_meter()
-        t0 = time.perf_counter()
+        tokens, meter, t0 = image_tokens(recipe, stage), make_meter(), time.perf_counter()
         if stage == "sft":
             run_sft(recipe, callbacks=[meter])
         else:
-            tokens = image_tokens(recipe, stage)  # needs the SFT stage's final/ (the GRPO recipe's model)
             run_grpo(recipe, trainer_cls=timed_grpo_trainer(meter), callbacks=[meter])
         rows.append(summarise(stage, recipe, meter, tokens, time.perf_counter() - t0))
     return rows
@@ -437,7 +367,8 @@ def markdown(meta: dict, rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def environment(args, model_dir: Path, device: str) -> dict:
+def environment(args, argv: list[str], model_dir: Path, device: str) -> dict:
+    """What ran where: model, device, date, library versions, seed and the command line."""
     import torch
     import transformers
     import trl
@@ -450,7 +381,7 @@ def environment(args, model_dir: Path, device: str) -> dict:
                        f"{torch.get_num_threads()} threads)",
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "torch": torch.__version__,
         "transformers": transformers.__version__, "trl": trl.__version__, "python": platform.python_version(),
-        "seed": args.seed, "command": "python benchmarks/gpu_smoke.py " + " ".join(sys.argv[1:]),
+        "seed": args.seed, "command": " ".join(["python benchmarks/gpu_smoke.py", *argv]),
     }
 
 
@@ -458,7 +389,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tiny", action="store_true", help="CPU form: the lab's tiny InternVL (the CI test runs this)")
     p.add_argument("--out", help="folder for the model, data, runs and gpu_smoke.{json,md} (default: a temporary folder)")
-    p.add_argument("--samples", type=int, default=8, help="synthetic training samples")
+    p.add_argument("--samples", type=int, default=None,
+                   help="synthetic training samples (default 8 with --tiny, 32 on a GPU: one SFT epoch, one checkpoint)")
     p.add_argument("--sft-steps", type=int, default=3, help="SFT optimizer steps (the first is a warm-up)")
     p.add_argument("--grpo-steps", type=int, default=2, help="GRPO optimizer steps (the first is a warm-up)")
     p.add_argument("--max-completion-length", type=int, default=None,
@@ -485,6 +417,8 @@ def main(argv=None) -> int:
     if args.tiny:
         # A random tiny model never stops early; 64 tokens keep the CPU run under a minute.
         args.max_completion_length = args.max_completion_length or 64
+    # The recipes save a checkpoint per epoch; on a GPU 32 samples (4 SFT steps of 8) make one.
+    args.samples = args.samples or (8 if args.tiny else 32)
     out.mkdir(parents=True, exist_ok=True)
 
     from labkit.synth import make_dataset
@@ -499,9 +433,10 @@ def main(argv=None) -> int:
         model_dir = build_full_model(out / "model", seed=args.seed)
         expect, image_size = published_config()["image_seq_length"], FULL_IMAGE_SIZE
     print(f"model: {model_dir} ({time.perf_counter() - t0:.1f} s)", flush=True)
-    data_dir = make_dataset(out / "data", train=args.samples, size=image_size,
-                            seed=args.seed, workers=1, progress=False)
-    meta = environment(args, model_dir, device)
+    # Synthetic images at the model's input size (64 px for tiny: the generator's smallest tested size).
+    data_dir = make_dataset(out / "data", train=args.samples, size=max(image_size, 64), seed=args.seed, workers=1,
+                            progress=False)
+    meta = environment(args, sys.argv[1:] if argv is None else list(argv), model_dir, device)
     rows = run_stages(args, model_dir, data_dir, out / "run", device, image_size)
     problems = [b for r in rows for b in check(r, expect, args.sft_steps if r["stage"] == "sft" else args.grpo_steps)]
     meta["problems"] = problems

@@ -1,5 +1,6 @@
-"""benchmarks/gpu_smoke.py: the published InternVL3-1B-hf architecture it builds, its checks, and the
-CPU form (``--tiny``) run end to end in a subprocess, with the numbers it prints and writes."""
+"""benchmarks/gpu_smoke.py and the InternVL3-1B-hf architecture it builds (benchmarks/internvl3_1b_hf.py):
+the published parameter counts, the smoke run's checks, and its CPU form (``--tiny``) run end to end
+in a subprocess, with the numbers it prints and writes."""
 from __future__ import annotations
 
 import importlib.util
@@ -14,21 +15,27 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "gpu_smoke.py"
+ARCH = ROOT / "benchmarks" / "internvl3_1b_hf.py"
 
 
-@pytest.fixture(scope="module")
-def smoke():
-    spec = importlib.util.spec_from_file_location("gpu_smoke", SCRIPT)
+def load_module(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_published_config_is_the_internvl3_1b_architecture(smoke):
+@pytest.fixture(scope="module")
+def smoke():
+    return load_module(SCRIPT)
+
+
+def test_published_config_is_the_internvl3_1b_architecture(capsys):
     import torch
     from transformers import InternVLForConditionalGeneration
 
-    config = smoke.full_config(image_token_id=7, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    arch = load_module(ARCH)
+    config = arch.full_config(image_token_id=7, bos_token_id=1, eos_token_id=2, pad_token_id=0)
     # 448 px, patch 14, pixel shuffle 0.5: 32 x 32 patches -> 256 language-model tokens per image
     assert config.image_seq_length == 256 and config.downsample_ratio == 0.5
     assert list(config.vision_config.image_size) == [448, 448] and list(config.vision_config.patch_size) == [14, 14]
@@ -46,6 +53,10 @@ def test_published_config_is_the_internvl3_1b_architecture(smoke):
     assert sum(counts.values()) == 938_193_024
     assert model.lm_head.weight.shape == (151674, 896)
     assert model.lm_head.weight is not model.model.language_model.embed_tokens.weight
+    # the script form prints the same table
+    assert arch.main() == 0
+    printed = capsys.readouterr().out
+    assert "938,193,024" in printed and "304,012,288" in printed and "image tokens per 448 px tile: 256" in printed
 
 
 def good_row(**kw):
