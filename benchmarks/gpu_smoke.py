@@ -16,7 +16,8 @@ Both forms run the same code:
    (``recipes/paper/1b/dpa-grpo.yaml``: G=4, beta 0.04 with a reference model, 5 images per
    prompt, top-k 3, top-p 0.8, 1024-token completions) through ``labkit.grpo.run_grpo`` from the
    SFT's ``final/``, as the paper chains them. Overridden: model path, data, run folder,
-   ``max_steps``, ``logging_steps=1``; on CPU also ``bf16=false``, ``use_cpu=true``.
+   ``max_steps``, ``logging_steps=1``; on CPU also ``bf16=false``, ``use_cpu=true``, no loader
+   processes, images at the tiny model's 56 px and 64-token GRPO completions.
 4. Per stage it prints and writes (``OUT/gpu_smoke.json``, ``OUT/gpu_smoke.md``): step time
    (mean after a warm-up step), peak memory (``torch.cuda.max_memory_allocated`` on a GPU; on CPU
    the process's peak RSS, labelled so), tokens per step and per second (TRL's ``num_tokens``),
@@ -65,6 +66,7 @@ import resource
 import sys
 import tempfile
 import time
+import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -104,12 +106,16 @@ def _sync():
 
 
 def snapshot_parts(model, per_part: int = 6) -> dict:
-    """Copies (on CPU) of a few parameters of each part (vision, projector, language), evenly spread."""
+    """Copies (on CPU) of a few parameters of each part (vision, projector, language), evenly spread.
+
+    The input embedding table is left out: only the rows of tokens in the batch get a gradient (a
+    few thousand of the full model's 151,674), so its other rows never move in any precision.
+    """
     from labkit.training import model_parts
 
     snap = {}
     for part, params in model_parts(model).items():
-        names = list(params)
+        names = [n for n in params if "embed_tokens" not in n]
         picks = sorted({names[round(i * (len(names) - 1) / max(per_part - 1, 1))] for i in range(per_part)}) if names else []
         snap[part] = {n: params[n].detach().to("cpu", copy=True) for n in picks}
     return snap
@@ -263,6 +269,8 @@ def check(row: dict, expect_tokens_per_image: int, steps: int) -> list[str]:
     """What is wrong with one stage's row (empty when it passed)."""
     bad = []
     s = row["stage"]
+    if "error" in row:
+        return [f"{s}: failed: {row['error']}"]
     if row["images_per_sample"] != 5:
         bad.append(f"{s}: {row['images_per_sample']} images per sample, the recipe's layout gives 5")
     if row["image_tokens_per_image"] != expect_tokens_per_image:
@@ -327,11 +335,16 @@ def run_stages(args, model_dir: Path, data_dir: Path, run_dir: Path, device: str
     rows = []
     for stage, recipe in recipes.items():
         print(f"\n== {stage}: {recipe.source} ({recipe.training.get('max_steps')} steps) from {recipe.model}", flush=True)
-        tokens, meter, t0 = image_tokens(recipe, stage), make_meter(), time.perf_counter()
-        if stage == "sft":
-            run_sft(recipe, callbacks=[meter])
-        else:
-            run_grpo(recipe, trainer_cls=timed_grpo_trainer(meter), callbacks=[meter])
+        try:
+            tokens, meter, t0 = image_tokens(recipe, stage), make_meter(), time.perf_counter()
+            if stage == "sft":
+                run_sft(recipe, callbacks=[meter])
+            else:
+                run_grpo(recipe, trainer_cls=timed_grpo_trainer(meter), callbacks=[meter])
+        except Exception as exc:  # noqa: BLE001  (report what broke, e.g. out of memory, and keep the rows so far)
+            traceback.print_exc()
+            rows.append({"stage": stage, "recipe": recipe.arm, "error": f"{type(exc).__name__}: {exc}"[:500]})
+            break  # GRPO starts from the SFT stage's model
         rows.append(summarise(stage, recipe, meter, tokens, time.perf_counter() - t0))
     return rows
 
@@ -353,16 +366,21 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['stage']} ({r['recipe']}) | failed: {r['error'][:200]} |" + " |" * 8)
+            continue
         lines.append(
             f"| {r['stage']} ({r['recipe']}) | {r['steps']} | {f(r['step_s'])} | {f(r['first_step_s'])} "
             f"| {f(r['peak_memory_gib'])} | {f(r['tokens_per_step'], '.0f')} | {f(r['tokens_per_s'], '.0f')} "
             f"| {r['images_per_sample']} x {f(r['image_tokens_per_image'], '.0f')} = {r['image_tokens_per_sample']} "
             f"| {r['sequence_tokens']} | {f(r.get('generation_s_per_step'))} |"
         )
-    lines += ["", f"Peak memory: {rows[0]['memory_kind']}. Changed weights (sampled): "
-              + "; ".join(f"{r['stage']} " + ", ".join(f"{k} {f(v)}" for k, v in r["changed"].items()) for r in rows)
-              + f". Gradient checkpointing on: {', '.join(str(r.get('gradient_checkpointing')) for r in rows)}; "
-              f"GRPO reference model: {rows[-1].get('reference_model')}."]
+    ran = [r for r in rows if "error" not in r]
+    if ran:
+        lines += ["", f"Peak memory: {ran[0]['memory_kind']}. Changed weights (sampled): "
+                  + "; ".join(f"{r['stage']} " + ", ".join(f"{k} {f(v)}" for k, v in r["changed"].items()) for r in ran)
+                  + f". Gradient checkpointing on: {', '.join(str(r.get('gradient_checkpointing')) for r in ran)}; "
+                  f"GRPO reference model: {ran[-1].get('reference_model')}."]
     lines += [f"\nWarning: {note}" for note in meta.get("warnings", [])]
     return "\n".join(lines) + "\n"
 

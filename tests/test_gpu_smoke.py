@@ -80,6 +80,15 @@ def test_checks_name_what_went_wrong(smoke):
     assert len(bad) == 7
     grpo = good_row(stage="grpo", beta=0.04, reference_model=False, changed={"language": 0.0})
     assert smoke.check(grpo, 256, 3) == ["grpo: beta 0.04 but the trainer has no reference model"]
+    # a stage that crashed (e.g. out of GPU memory) is reported, and the table still renders
+    crashed = {"stage": "grpo", "recipe": "dpa-grpo", "error": "OutOfMemoryError: CUDA out of memory"}
+    assert smoke.check(crashed, 256, 3) == ["grpo: failed: OutOfMemoryError: CUDA out of memory"]
+    meta = {"model": "m", "parameters": 1, "dtype": "bfloat16", "device_name": "GPU", "date": "d", "torch": "t",
+            "transformers": "x", "trl": "y", "seed": 0, "command": "c"}
+    table = smoke.markdown(meta, [good_row(recipe="sft", steps=3, tokens_per_step=8.0, sequence_tokens=9,
+                                           images_per_sample=5, image_tokens_per_sample=1280, memory_kind="cuda"), crashed])
+    assert "| grpo (dpa-grpo) | failed: OutOfMemoryError: CUDA out of memory |" in table
+    assert table.count("\n|") == 4  # header, rule, two stages
 
 
 def test_bfloat16_weights_that_barely_move_get_a_warning(smoke):
