@@ -170,7 +170,9 @@ def run_grpo(recipe, *, train_sampler=None, trainer_cls=None, callbacks=None, re
     (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2, default=str) + "\n")
     dataset = build_grpo_dataset(recipe)
     funcs, weights = named_rewards(recipe.rewards)
-    model, processor = load(recipe.model)
+    # float32 master weights: with `bf16: true` the trainer autocasts; bf16 weights updated by
+    # AdamW lose most small updates (measured in benchmarks/gpu_smoke.py: 2-15 % of weights moved).
+    model, processor = load(recipe.model, dtype="float32")
     model.train()
     model = apply_lora(model, recipe)
     freeze_info = apply_freeze(model, recipe.freeze)

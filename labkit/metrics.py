@@ -143,6 +143,71 @@ def score(
     return result
 
 
+def auc(scores: Sequence[float], positives: Sequence[bool]) -> float:
+    """Area under the ROC curve: the chance a random positive outranks a random negative.
+
+    Ties count half (the Mann-Whitney form). NaN when either class is empty.
+
+        >>> auc([0.9, 0.2, 0.6], [True, False, False])
+        1.0
+    """
+    pos = [s for s, p in zip(scores, positives) if p]
+    neg = [s for s, p in zip(scores, positives) if not p]
+    if not pos or not neg:
+        return float("nan")
+    # rank-sum form, O(n log n): average ranks over ties
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    ranks = [0.0] * len(scores)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    rank_sum = sum(r for r, p in zip(ranks, positives) if p)
+    return (rank_sum - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
+
+
+def candidate_auc(
+    scores: Sequence[Sequence[float]], candidate_defects: Sequence[Sequence[Sequence[str]]]
+) -> dict:
+    """Per-candidate acceptable-vs-defective AUC of scores (higher = more acceptable).
+
+    ``scores[i][k]`` scores candidate k of sample i; ``candidate_defects[i][k]`` lists its defect
+    tags (empty = acceptable). Returns ``overall`` (all candidates pooled), ``first`` (candidate
+    A only: no earlier verdict in a reply can leak into it), ``per_dimension`` (each defect
+    dimension's candidates against all acceptable ones) and ``n`` (candidates).
+
+        >>> candidate_auc([[0.9, 0.1]], [[[], ["physical shadow"]]])["overall"]
+        1.0
+    """
+    if len(scores) != len(candidate_defects):
+        raise ValueError(f"{len(scores)} score rows for {len(candidate_defects)} samples")
+    flat, ok, tags, first_s, first_ok = [], [], [], [], []
+    for row, defects in zip(scores, candidate_defects):
+        if len(row) != len(defects):
+            raise ValueError(f"{len(row)} scores for {len(defects)} candidates")
+        for k, (s, d) in enumerate(zip(row, defects)):
+            flat.append(float(s))
+            ok.append(not d)
+            tags.append(set(d))
+            if k == 0:
+                first_s.append(float(s))
+                first_ok.append(not d)
+    per_dim = {}
+    for dim in sorted(set().union(*tags)) if tags else []:
+        idx = [i for i, t in enumerate(tags) if not t or dim in t]
+        per_dim[dim] = auc([flat[i] for i in idx], [ok[i] for i in idx])
+    return {
+        "overall": auc(flat, ok),
+        "first": auc(first_s, first_ok),
+        "per_dimension": per_dim,
+        "n": len(flat),
+    }
+
+
 def format_table(rows: dict[str, dict], dimensions: Sequence[str] | None = None) -> str:
     """A plain-text table of score dicts keyed by arm name (for CLI output)."""
     if dimensions is None:

@@ -10,8 +10,9 @@ acceptable or what the screening answer is.
 
 Three kinds of row, all SFT conversations (``messages`` + ``images``) for TRL's SFTTrainer:
 
-- ``describe_image``: one image after its label (``B: <image>``), described in one line: the
-  language model learns to read image tokens where no other image competes;
+- ``describe_image``: one image after its label (``B: <image>``), described in one line
+  (``B: floating; box on the shelf, light from the left.``): the language model learns to read
+  image tokens where no other image competes;
 - ``describe``: the five images of one sample, each after its label, described line by line:
   the screening prompt's layout;
 - ``describe_mixed``: five images drawn from five different samples, each after its label, line
@@ -75,7 +76,7 @@ def perception_rows(ds, counts: Mapping[str, int], *, image_size: int | None = N
     for k in range(counts.get("describe_image", 0)):
         images, meta = get((k // 5) % len(ds))
         j = k % 5
-        rows.append(_row([images[j]], [labels[j]], IMAGE_CAPTION_PROMPT, image_line(meta, j) + "."))
+        rows.append(_row([images[j]], [labels[j]], IMAGE_CAPTION_PROMPT, f"{labels[j]}: {image_line(meta, j)}."))
     for k in range(counts.get("describe", 0)):
         images, meta = get(k % len(ds))
         lines = "\n".join(f"{labels[j]}: {image_line(meta, j)}." for j in range(5))

@@ -79,7 +79,8 @@ class Recipe:
     output_dir: str = field(default="{run_dir}/{arm}", metadata={"help": "where checkpoints, logs and final/ go"})
     split: str = field(default="train", metadata={"help": "training split (train, pseudo_label)"})
     extra_splits: list[str] = field(default_factory=list, metadata={"help": "more splits appended to the training data (SFT), e.g. [pseudo_label]"})
-    tasks: list[str] = field(default_factory=lambda: ["screen"], metadata={"help": "SFT row kinds: screen (prompt -> CoT/answer) and/or caption (stage 1.1)"})
+    tasks: list[str] = field(default_factory=lambda: ["screen"], metadata={"help": "SFT row kinds: screen (prompt -> CoT/answer) and/or caption (stage 1.1); may be empty when perception rows are given"})
+    perception: dict[str, int] = field(default_factory=dict, metadata={"help": "SFT perception rows {kind: count} (labkit.perception: describe_image, describe, describe_mixed) from the training split's synthetic ground truth"})
     limit: int | None = field(default=None, metadata={"help": "use at most this many training samples (the first ones); null: all"})
     cot: str = field(default="sample", metadata={"help": "SFT reasoning target: sample (the sample's own cot) or verdicts (one short verdict per candidate from its defect tags: short completions for CPU)"})
     conversion: ConversionSpec = field(default_factory=ConversionSpec, metadata={"help": "prompt form, image layout, answer variant, image size"})
@@ -203,6 +204,7 @@ def _check_training_keys(recipe: Recipe, where: str) -> None:
 def validate(recipe: Recipe, where: str = "recipe", check_training: bool = True) -> Recipe:
     """Check values (not just keys); raise RecipeError naming the key."""
     from labkit.data import SPLITS
+    from labkit.perception import PERCEPTION_KINDS
     from labkit.prompts import FORMS, LAYOUTS, STYLES, VARIANTS
     from labkit.rewards import REWARDS
 
@@ -243,8 +245,12 @@ def validate(recipe: Recipe, where: str = "recipe", check_training: bool = True)
     if recipe.cot not in COT_STYLES:
         raise RecipeError(f"{where}: cot must be one of {', '.join(COT_STYLES)}, got {recipe.cot!r}")
     if recipe.stage == "sft":
-        if not recipe.tasks or any(t not in SFT_TASKS for t in recipe.tasks):
-            raise RecipeError(f"{where}: tasks must be a non-empty list from {SFT_TASKS}, got {recipe.tasks!r}")
+        if any(t not in SFT_TASKS for t in recipe.tasks) or not (recipe.tasks or recipe.perception):
+            raise RecipeError(f"{where}: tasks must be a list from {SFT_TASKS} (non-empty unless perception rows are given), "
+                              f"got {recipe.tasks!r}")
+        if not isinstance(recipe.perception, dict) or any(k not in PERCEPTION_KINDS or not isinstance(v, int) or v < 0
+                                                           for k, v in recipe.perception.items()):
+            raise RecipeError(f"{where}: perception must map kinds from {PERCEPTION_KINDS} to row counts, got {recipe.perception!r}")
         if recipe.rewards:
             raise RecipeError(f"{where}: rewards are for stage grpo, not sft")
         if recipe.hcm or recipe.dynamic_sampling:
@@ -259,8 +265,8 @@ def validate(recipe: Recipe, where: str = "recipe", check_training: bool = True)
                 raise RecipeError(f"{where}: unknown reward {name!r}; known: {', '.join(sorted(REWARDS))}")
             if not isinstance(weight, (int, float)) or isinstance(weight, bool):
                 raise RecipeError(f"{where}: reward weight of {name!r} must be a number, got {weight!r}")
-        if recipe.tasks != ["screen"]:
-            raise RecipeError(f"{where}: tasks is an SFT setting; GRPO always trains on screening prompts")
+        if recipe.tasks != ["screen"] or recipe.perception:
+            raise RecipeError(f"{where}: tasks and perception are SFT settings; GRPO always trains on screening prompts")
         if recipe.conversion.form != "cot":
             raise RecipeError(f"{where}: GRPO's format reward needs conversion.form: cot")
     if check_training:

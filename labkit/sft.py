@@ -98,11 +98,15 @@ def build_sft_dataset(recipe):
     from datasets import Dataset
 
     from labkit.data import to_caption_sft_row
+    from labkit.perception import perception_rows
 
     conv = recipe.conversion.to_conversion()
     ds = load_training_split(recipe)
     rows, skipped = [], {"screen": 0, "caption": 0}
-    for sample in ds:
+    if recipe.perception:
+        # Perception rows (labkit.perception): read one image, find each image by its label.
+        rows += perception_rows(ds, recipe.perception, image_size=conv.image_size, seed=recipe.seed)
+    for sample in (ds if recipe.tasks else []):
         if "caption" in recipe.tasks:
             if sample.get("caption"):
                 rows.append(to_caption_sft_row(sample, conv))
@@ -141,7 +145,9 @@ def run_sft(recipe, *, resume: bool | None = None, callbacks=None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2, default=str) + "\n")
     dataset, data_info = build_sft_dataset(recipe)
-    model, processor = load(recipe.model)
+    # float32 master weights: with `bf16: true` the trainer autocasts; bf16 weights updated by
+    # AdamW lose most small updates (measured in benchmarks/gpu_smoke.py: 2-15 % of weights moved).
+    model, processor = load(recipe.model, dtype="float32")
     model.train()
     model = apply_lora(model, recipe)
     freeze_info = apply_freeze(model, recipe.freeze)

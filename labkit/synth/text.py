@@ -159,8 +159,9 @@ def seen_words(kinds) -> str:
 def image_line(meta: dict, index: int) -> str:
     """One short line on what image ``index`` of a synthetic sample shows (0 = the original,
     1-4 = A-D), from its ``meta``: the product for the original ("red box of Neozol"), the
-    scene and the visible defects for a candidate ("box on the shelf, light from the left;
-    floating"). Perception only: it never says whether a candidate is acceptable."""
+    visible defects first, then the scene, for a candidate ("floating; box on the shelf, light
+    from the left"; "nothing wrong; ..."). Perception only: it never says whether a candidate is
+    acceptable."""
     from labkit.synth.products import colour_name
 
     product, scene = meta["product"], meta["scene"]
@@ -168,7 +169,7 @@ def image_line(meta: dict, index: int) -> str:
     if index == 0:
         return f"{colour_name(product['brand'])} {noun} of {product['name']}"
     kinds = meta["candidates"][index - 1]["kinds"]
-    return f"{noun} on the {scene['surface']}, light from the {scene['light']}; {seen_words(kinds)}"
+    return f"{seen_words(kinds)}; {noun} on the {scene['surface']}, light from the {scene['light']}"
 
 
 _SHORT_DIMENSION = {"appearance_deformation": "appearance", "physical_shadow": "shadow",
