@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -193,8 +194,24 @@ class Runner:
             times["data_s"] = time.time() - t
         elif not self.data_dir.exists():
             raise FileNotFoundError(f"data folder {self.data_dir} does not exist and the recipe set has no data.synth")
+        pretrained = self.rs.base.get("pretrained")
+        if pretrained:
+            # The lab's pretrained small VLM (`labkit pretrain`): made once into its cache, copied per run.
+            base_dir = Path(_fmt(self.rs.base.get("dir", "{run_dir}/base"), self.out))
+            if not (base_dir / "config.json").exists():
+                from labkit.pretrain import PretrainConfig, pretrained_cache, run_pretrain
+
+                cache = pretrained_cache(pretrained.get("cache"))
+                cfg = PretrainConfig(**{k: v for k, v in pretrained.items() if k != "cache"})
+                t = time.time()
+                if not (cache / "labkit_model.json").exists() or "pretrained" not in json.loads(
+                        (cache / "labkit_model.json").read_text()):
+                    run_pretrain(cache, cfg, progress=self.progress)
+                    times["pretrain_s"] = time.time() - t
+                shutil.copytree(cache, base_dir, ignore=shutil.ignore_patterns("stages"), dirs_exist_ok=True)
+                times["base_s"] = time.time() - t
         build = self.rs.base.get("build")
-        if build:
+        if build and not pretrained:
             base_dir = Path(_fmt(self.rs.base.get("dir", "{run_dir}/base"), self.out))
             if not (base_dir / "config.json").exists():
                 from labkit.models import build_model

@@ -382,7 +382,7 @@ class Conversion:
     """How a sample becomes a model input: prompt form, image layout, answer variant."""
 
     form: str = "cot"          # cot | direct
-    layout: str = "separate"   # separate (5 images) | grid (original + 2x2 grid)
+    layout: str = "separate"   # separate (5 images) | grid (original + 2x2 grid) | pairs (4 original|candidate images)
     variant: str = "train"     # train (all letters) | eval (one letter)
     image_size: int | None = None  # resize every image to this square size (None: keep)
     prompt: str = "full"       # full (the paper's prompt) | short (small mode on CPU)
@@ -433,7 +433,25 @@ def sample_images(sample: dict, layout: str = "separate", image_size: int | None
         if image_size:
             grid = grid.resize((image_size, image_size), PILImage.BICUBIC)
         return [original, grid]
-    raise ValueError(f"unknown layout {layout!r}; expected 'separate' or 'grid'")
+    if layout == "pairs":
+        return [make_pair(original, c, image_size) for c in cands]
+    raise ValueError(f"unknown layout {layout!r}; expected one of {', '.join(IMAGE_LABELS)}")
+
+
+def make_pair(original: PILImage.Image, candidate: PILImage.Image, size: int | None = None) -> PILImage.Image:
+    """The original (left half) beside a candidate (right half): one image of the ``pairs`` layout.
+
+    Each half keeps the full height and half the width of a ``size`` square (default: the
+    candidate's size), so the pair is what the model's square input sees, with no further resize.
+    A ViT encodes each image on its own; in a pair it compares the candidate with the original
+    itself, as a siamese classifier would, and the language model reads one verdict per image.
+    """
+    w, h = candidate.size if size is None else (size, size)
+    half = max(1, w // 2)
+    pair = PILImage.new("RGB", (2 * half, h))
+    pair.paste(original.convert("RGB").resize((half, h), PILImage.BICUBIC), (0, 0))
+    pair.paste(candidate.convert("RGB").resize((half, h), PILImage.BICUBIC), (half, 0))
+    return pair
 
 
 def user_message(n_images: int, text: str, labels: Sequence[str] | None = None) -> dict:

@@ -13,6 +13,8 @@ Three kinds of row, all SFT conversations (``messages`` + ``images``) for TRL's 
 - ``describe_image``: one image after its label (``B: <image>``), described in one line
   (``B: floating; box on the shelf, light from the left.``): the language model learns to read
   image tokens where no other image competes;
+- ``defects_image``: as ``describe_image``, but only what is wrong in the image (``B: floating.``,
+  ``A: nothing wrong.``): every target word is about the defects;
 - ``describe``: the five images of one sample, each after its label, described line by line:
   the screening prompt's layout;
 - ``describe_mixed``: five images drawn from five different samples, each after its label, line
@@ -30,10 +32,11 @@ from typing import Mapping
 
 from labkit.data import sample_images, user_message
 from labkit.prompts import IMAGE_CAPTION_PROMPT, IMAGE_LABELS
-from labkit.synth.text import image_line
+from labkit.synth.text import defect_line, image_line
 
-PERCEPTION_KINDS = ("describe_image", "describe", "describe_mixed")
+PERCEPTION_KINDS = ("describe_image", "defects_image", "describe", "describe_mixed")
 DESCRIBE_PROMPT = "Describe each image in one line: Original, A, B, C, D."
+DESCRIBE_PROMPT_PAIRS = "Describe each generated image in one line: A, B, C, D."
 
 
 def _meta(sample: dict) -> dict:
@@ -50,12 +53,15 @@ def _row(images: list, labels: list[str], prompt: str, text: str) -> dict:
             "images": images}
 
 
-def perception_rows(ds, counts: Mapping[str, int], *, image_size: int | None = None, seed: int = 0) -> list[dict]:
+def perception_rows(ds, counts: Mapping[str, int], *, image_size: int | None = None, seed: int = 0,
+                    layout: str = "separate") -> list[dict]:
     """Rows of each kind in ``counts`` ({kind: number}), shuffled, from a synthetic dataset ``ds``.
 
     ``describe_image`` rows cycle through the images of the samples in order (five per sample);
     ``describe`` rows through the samples; ``describe_mixed`` rows draw their five images at
     random (seeded). Decoded images are kept while the rows are built (one pass per sample).
+    ``layout`` as `labkit.data.sample_images`: with ``pairs`` the images are the four
+    original|candidate pairs, labelled A-D, and each line describes the candidate.
     """
     unknown = set(counts) - set(PERCEPTION_KINDS)
     if unknown:
@@ -63,31 +69,38 @@ def perception_rows(ds, counts: Mapping[str, int], *, image_size: int | None = N
     if len(ds) == 0:
         raise ValueError("perception rows need at least one sample")
     rng = random.Random(seed)
-    labels = list(IMAGE_LABELS["separate"])
+    labels = list(IMAGE_LABELS[layout])
+    k = len(labels)
+    first = 1 if layout == "pairs" else 0  # the image_line index of image 0 (pairs have no original alone)
     cache: dict[int, tuple[list, dict]] = {}
 
     def get(i: int):
         if i not in cache:
             sample = ds[i]
-            cache[i] = (sample_images(sample, "separate", image_size), _meta(sample))
+            cache[i] = (sample_images(sample, layout, image_size), _meta(sample))
         return cache[i]
 
     rows = []
-    for k in range(counts.get("describe_image", 0)):
-        images, meta = get((k // 5) % len(ds))
-        j = k % 5
-        rows.append(_row([images[j]], [labels[j]], IMAGE_CAPTION_PROMPT, f"{labels[j]}: {image_line(meta, j)}."))
-    for k in range(counts.get("describe", 0)):
-        images, meta = get(k % len(ds))
-        lines = "\n".join(f"{labels[j]}: {image_line(meta, j)}." for j in range(5))
-        rows.append(_row(images, labels, DESCRIBE_PROMPT, lines))
+    for n in range(counts.get("describe_image", 0)):
+        images, meta = get((n // k) % len(ds))
+        j = n % k
+        rows.append(_row([images[j]], [labels[j]], IMAGE_CAPTION_PROMPT, f"{labels[j]}: {image_line(meta, first + j)}."))
+    for n in range(counts.get("defects_image", 0)):
+        images, meta = get((n // k) % len(ds))
+        j = n % k
+        rows.append(_row([images[j]], [labels[j]], IMAGE_CAPTION_PROMPT, f"{labels[j]}: {defect_line(meta, first + j)}."))
+    prompt = DESCRIBE_PROMPT if layout == "separate" else DESCRIBE_PROMPT_PAIRS
+    for n in range(counts.get("describe", 0)):
+        images, meta = get(n % len(ds))
+        lines = "\n".join(f"{labels[j]}: {image_line(meta, first + j)}." for j in range(k))
+        rows.append(_row(images, labels, prompt, lines))
     for _ in range(counts.get("describe_mixed", 0)):
         images, lines = [], []
-        for j in range(5):
+        for j in range(k):
             sample_images_, meta = get(rng.randrange(len(ds)))
-            pick = 0 if j == 0 else rng.randrange(1, 5)
+            pick = 0 if (j == 0 and first == 0) else rng.randrange(1 - first, 5 - first)
             images.append(sample_images_[pick])
-            lines.append(f"{labels[j]}: {image_line(meta, pick)}.")
-        rows.append(_row(images, labels, DESCRIBE_PROMPT, "\n".join(lines)))
+            lines.append(f"{labels[j]}: {image_line(meta, first + pick)}.")
+        rows.append(_row(images, labels, prompt, "\n".join(lines)))
     rng.shuffle(rows)
     return rows

@@ -32,6 +32,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+DEFAULT_CACHE = "data/models/small-pretrained"
 DATA_SEED_OFFSET = 1000  # pretraining data never shares a seed with the demo's data (seeds 0, 1, 2, ...)
 
 
@@ -42,6 +43,8 @@ class PretrainConfig:
     arch: str = field(default="internvl", metadata={"help": "model family (internvl)"})
     size: str = field(default="small", metadata={"help": "model size from labkit.models.SIZES"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation and training; data uses 1000 + seed"})
+    layout: str = field(default="pairs", metadata={"help": "image layout the model will screen in (labkit.data.sample_images)"})
+    head: str = field(default="alone", metadata={"help": "vision pretraining head (labkit.pretrain_vision.HEADS)"})
     samples: int = field(default=16000, metadata={"help": "synthetic training samples (5 images each)"})
     heldout: int = field(default=400, metadata={"help": "held-out samples for the stages' measures"})
     vision_steps: int = field(default=4000, metadata={"help": "vision pretraining steps"})
@@ -64,15 +67,22 @@ class PretrainConfig:
         return cls(**small)
 
 
+def pretrained_cache(path=None) -> Path:
+    """The pretrained model's folder: ``path`` (default `DEFAULT_CACHE`); a relative path is
+    taken from the repository root (beside ``labkit/``), so runs started anywhere share one cache."""
+    p = Path(path or DEFAULT_CACHE)
+    return p if p.is_absolute() else Path(__file__).resolve().parent.parent / p
+
+
 def _sft_recipe(name: str, model: Path, data: Path, out: Path, image_size: int, perception: dict, *, seed: int,
-                batch: int, lr: float, steps_hint: int):
+                batch: int, lr: float, steps_hint: int, layout: str = "pairs"):
     """A stage-``sft`` recipe for perception rows only (vision tower frozen)."""
     from labkit.recipes import ConversionSpec, FreezeSpec, Recipe
 
     return Recipe(
         arm=name, stage="sft", model=str(model), data=str(data), output_dir=str(out), split="train", tasks=[],
         perception=perception, seed=seed, description=f"pretraining stage {name}",
-        conversion=ConversionSpec(form="cot", layout="separate", variant="train", image_size=image_size, prompt="short"),
+        conversion=ConversionSpec(form="cot", layout=layout, variant="train", image_size=image_size, prompt="short"),
         freeze=FreezeSpec(vision=True, projector=False, language=False),
         training=dict(use_cpu=True, bf16=False, gradient_checkpointing=False, num_train_epochs=1,
                       per_device_train_batch_size=batch, gradient_accumulation_steps=1, learning_rate=lr,
@@ -122,10 +132,10 @@ def run_pretrain(out, config: PretrainConfig | None = None, *, progress: bool = 
         t = time.time()
         torch.manual_seed(cfg.seed)
         model, processor = load(base, dtype="float32")
-        train_x = image_tensors(load_split(data, "train", validate=False), image_size, progress)
-        held = image_tensors(load_split(data, "test", validate=False), image_size, progress)
+        train_x = image_tensors(load_split(data, "train", validate=False), image_size, progress, cfg.layout)
+        held = image_tensors(load_split(data, "test", validate=False), image_size, progress, cfg.layout)
         info = train_vision(model, processor, *train_x, steps=cfg.vision_steps, batch_size=cfg.vision_batch,
-                            lr=cfg.vision_lr, seed=cfg.seed, eval_data=held, progress=progress)
+                            lr=cfg.vision_lr, seed=cfg.seed, head=cfg.head, eval_data=held, progress=progress)
         model.save_pretrained(vision, safe_serialization=True)
         processor.save_pretrained(vision)
         shutil.copy(base / "labkit_model.json", vision / "labkit_model.json")
@@ -140,7 +150,7 @@ def run_pretrain(out, config: PretrainConfig | None = None, *, progress: bool = 
         if name not in log["stages"]:
             t = time.time()
             recipe = _sft_recipe(name, previous, data, stages / name, image_size, kinds, seed=cfg.seed, batch=batch,
-                                 lr=lr, steps_hint=rows // batch)
+                                 lr=lr, steps_hint=rows // batch, layout=cfg.layout)
             run_sft(recipe)
             done(name, {"seconds": time.time() - t, "rows": kinds, "batch": batch, "lr": lr})
         previous = stages / name / "final"

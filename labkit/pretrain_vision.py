@@ -27,49 +27,71 @@ import time
 
 import numpy as np
 
-from labkit.data import DEFECT_DIMENSIONS, open_image
+from labkit.data import DEFECT_DIMENSIONS, sample_images
+from labkit.prompts import IMAGE_LABELS
 
 # torch is imported inside the functions: importing labkit.pretrain (and the CLI) stays fast.
 
 
-def image_tensors(ds, size: int, progress: bool = True):
-    """``(X, Y)``: uint8 images [n, 5, 3, size, size] (original, A-D) and defect tags [n, 4, 4]."""
+def image_tensors(ds, size: int, progress: bool = True, layout: str = "separate"):
+    """``(X, Y)``: uint8 model-input images [n, k, 3, size, size] and defect tags [n, 4, 4].
+
+    ``layout`` as `labkit.data.sample_images`: ``separate`` gives k = 5 (original, A-D),
+    ``pairs`` gives k = 4 (original beside A, ..., original beside D).
+    """
     import torch
-    from PIL import Image
     from tqdm.auto import tqdm
 
     n = len(ds)
-    X = torch.zeros(n, 5, 3, size, size, dtype=torch.uint8)
+    k = len(IMAGE_LABELS[layout])
+    X = torch.zeros(n, k, 3, size, size, dtype=torch.uint8)
     Y = torch.zeros(n, 4, len(DEFECT_DIMENSIONS))
     for i in tqdm(range(n), desc=f"images at {size} px", unit="sample", disable=not progress):
         s = ds[i]
-        images = [s["original"], *s["candidates"]]
-        for j, image in enumerate(images):
-            im = open_image(image, s["id"]).convert("RGB").resize((size, size), Image.BICUBIC)
-            X[i, j] = torch.from_numpy(np.array(im)).permute(2, 0, 1)
+        for j, image in enumerate(sample_images(s, layout, size)):
+            X[i, j] = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
         for c, tags in enumerate(s["candidate_defects"] or []):
             for tag in tags:
                 Y[i, c, DEFECT_DIMENSIONS.index(tag)] = 1
     return X, Y
 
 
-def _head(width: int):
+HEADS = ("compare", "alone", "alone-linear", "context")
+
+
+def _head(width: int, kind: str = "compare"):
+    """The throw-away head of vision pretraining (``kind`` in `HEADS`).
+
+    - ``compare`` (``separate`` layout): per candidate, an MLP on [pooled, pooled - original,
+      pooled - mean of siblings];
+    - ``alone`` / ``alone-linear`` (``pairs`` layout): an MLP / a linear map on each image's own
+      pooled tokens, so that what the language model must read from an image is in that image;
+    - ``context`` (``pairs``): an MLP on [pooled, pooled - mean of the other three pairs].
+    """
+    import torch
     import torch.nn as nn
 
-    class DefectHead(nn.Module):
-        """Per candidate: [pooled, pooled - original, pooled - mean of siblings] -> 4 dimension logits."""
+    if kind not in HEADS:
+        raise ValueError(f"unknown vision head {kind!r}; expected one of {HEADS}")
+    n_out = len(DEFECT_DIMENSIONS)
 
+    class DefectHead(nn.Module):
         def __init__(self, d: int):
             super().__init__()
-            self.mlp = nn.Sequential(nn.Linear(6 * d, 256), nn.GELU(), nn.Linear(256, len(DEFECT_DIMENSIONS)))
+            d_in = {"compare": 6 * d, "alone": 2 * d, "alone-linear": 2 * d, "context": 4 * d}[kind]
+            self.mlp = (nn.Linear(d_in, n_out) if kind == "alone-linear"
+                        else nn.Sequential(nn.Linear(d_in, 256), nn.GELU(), nn.Linear(256, n_out)))
 
-        def forward(self, tokens):  # [B, 5, T, d]
-            import torch
-
+        def forward(self, tokens):  # [B, k, T, d]
             pooled = torch.cat([tokens.mean(2), tokens.amax(2)], -1)
-            original, cands = pooled[:, :1], pooled[:, 1:]
-            siblings = (cands.sum(1, keepdim=True) - cands) / 3
-            return self.mlp(torch.cat([cands, cands - original, cands - siblings], -1))
+            if kind == "compare":
+                original, cands = pooled[:, :1], pooled[:, 1:]
+                siblings = (cands.sum(1, keepdim=True) - cands) / 3
+                return self.mlp(torch.cat([cands, cands - original, cands - siblings], -1))
+            if kind == "context":
+                siblings = (pooled.sum(1, keepdim=True) - pooled) / 3
+                return self.mlp(torch.cat([pooled, pooled - siblings], -1))
+            return self.mlp(pooled)
 
     return DefectHead(width)
 
@@ -84,12 +106,12 @@ def _normaliser(processor):
 
 
 def _tokens(model, pixels):
-    """The language-model-ready image tokens [B, 5, T, d] of uint8 images [B, 5, 3, s, s] (normalised by the caller)."""
-    b = pixels.shape[0]
-    flat = pixels.reshape(b * 5, *pixels.shape[2:])
+    """The language-model-ready image tokens [B, k, T, d] of images [B, k, 3, s, s] (normalised by the caller)."""
+    b, k = pixels.shape[:2]
+    flat = pixels.reshape(b * k, *pixels.shape[2:])
     feats = model.model.get_image_features(pixel_values=flat, vision_feature_layer=-1,
                                            vision_feature_select_strategy="default").pooler_output
-    return feats.reshape(b, 5, feats.shape[1], feats.shape[2])
+    return feats.reshape(b, k, feats.shape[1], feats.shape[2])
 
 
 def vision_auc(model, head, norm, X, Y, batch_size: int = 50) -> dict:
@@ -112,7 +134,7 @@ def vision_auc(model, head, norm, X, Y, batch_size: int = 50) -> dict:
 
 
 def train_vision(model, processor, X, Y, *, steps: int, batch_size: int = 16, lr: float = 1e-3, seed: int = 0,
-                 eval_data=None, progress: bool = True) -> dict:
+                 head: str = "compare", eval_data=None, progress: bool = True) -> dict:
     """Train ``model``'s vision tower and projector in place for ``steps`` steps; return the log.
 
     ``X``, ``Y``: `image_tensors` of the training samples; ``eval_data``: the same of held-out
@@ -128,7 +150,8 @@ def train_vision(model, processor, X, Y, *, steps: int, batch_size: int = 16, lr
     model.requires_grad_(False)
     core.vision_tower.requires_grad_(True)
     core.multi_modal_projector.requires_grad_(True)
-    head = _head(model.config.text_config.hidden_size)
+    head_kind = head
+    head = _head(model.config.text_config.hidden_size, head_kind)
     params = [*core.vision_tower.parameters(), *core.multi_modal_projector.parameters(), *head.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
     norm = _normaliser(processor)
@@ -140,8 +163,9 @@ def train_vision(model, processor, X, Y, *, steps: int, batch_size: int = 16, lr
             order = np.concatenate([order, rng.permutation(len(X))])
         idx, order = order[:batch_size], order[batch_size:]
         x, y = X[idx], Y[idx]
-        if rng.random() < 0.5:
-            x = x.flip(-1)
+        if rng.random() < 0.5:  # mirror every image of the sample; a pair's halves each in place
+            half = x.shape[-1] // 2
+            x = x.flip(-1) if head_kind == "compare" else torch.cat([x[..., :half].flip(-1), x[..., half:].flip(-1)], -1)
         for group in opt.param_groups:
             group["lr"] = lr * min(1.0, (step + 1) / 20) * 0.5 * (1 + math.cos(math.pi * step / steps))
         loss = F.binary_cross_entropy_with_logits(head(_tokens(model, norm(x))), y)
@@ -154,7 +178,7 @@ def train_vision(model, processor, X, Y, *, steps: int, batch_size: int = 16, lr
         bar.update(1)
     bar.close()
     model.requires_grad_(True)
-    log = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "samples": len(X),
+    log = {"head": head_kind, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "samples": len(X),
            "epochs": steps * batch_size / len(X), "seconds": time.time() - t0,
            "loss_first": float(np.mean(losses[:50])), "loss_last": float(np.mean(losses[-50:]))}
     if eval_data is not None:

@@ -23,7 +23,7 @@ grid), then the instruction (`IMAGE_LABELS`, built into a message by `labkit.dat
 from __future__ import annotations
 
 FORMS = ("cot", "direct")
-LAYOUTS = ("separate", "grid")
+LAYOUTS = ("separate", "grid", "pairs")
 VARIANTS = ("train", "eval")
 STYLES = ("full", "short")
 
@@ -31,6 +31,7 @@ STYLES = ("full", "short")
 IMAGE_LABELS = {
     "separate": ("Original", "A", "B", "C", "D"),
     "grid": ("Original", "Candidates"),
+    "pairs": ("A", "B", "C", "D"),
 }
 
 ROLE = "You are an expert reviewer of AI-generated product images."
@@ -44,6 +45,10 @@ _TASK = {
         "The first image is the original product photo. The second image is a 2x2 grid of four "
         "generated images, labelled A (top left), B (top right), C (bottom left) and D (bottom right), "
         "made by placing the product into new scenes."
+    ),
+    "pairs": (
+        "Each of the four images A, B, C and D shows the original product photo on the left and, on the "
+        "right, an image generated from it by placing the product into a new scene."
     ),
 }
 
@@ -76,6 +81,7 @@ _FORMAT_RULE = {
 _SHORT_TASK = {
     "separate": "Screen the generated images A-D against the original",
     "grid": "Screen the generated images A-D (the 2x2 grid: A top left, B top right, C bottom left, D bottom right) against the original",
+    "pairs": "Screen the generated images A-D (each on the right, the original on the left)",
 }
 _SHORT_RULES = ": the product unchanged, nothing added, shadows and placement physically right."
 _SHORT_ANSWER = {

@@ -105,7 +105,8 @@ def build_sft_dataset(recipe):
     rows, skipped = [], {"screen": 0, "caption": 0}
     if recipe.perception:
         # Perception rows (labkit.perception): read one image, find each image by its label.
-        rows += perception_rows(ds, recipe.perception, image_size=conv.image_size, seed=recipe.seed)
+        rows += perception_rows(ds, recipe.perception, image_size=conv.image_size, seed=recipe.seed,
+                                layout=conv.layout)
     for sample in (ds if recipe.tasks else []):
         if "caption" in recipe.tasks:
             if sample.get("caption"):

@@ -172,6 +172,14 @@ def image_line(meta: dict, index: int) -> str:
     return f"{seen_words(kinds)}; {noun} on the {scene['surface']}, light from the {scene['light']}"
 
 
+def defect_line(meta: dict, index: int) -> str:
+    """What is wrong in candidate image ``index`` (1-4) of a synthetic sample, in a few words
+    ("floating, no shadow"; "nothing wrong"): `image_line` without the scene."""
+    if index == 0:
+        raise ValueError("the original (index 0) has no defects to describe")
+    return seen_words(meta["candidates"][index - 1]["kinds"])
+
+
 _SHORT_DIMENSION = {"appearance_deformation": "appearance", "physical_shadow": "shadow",
                     "placement_layout": "placement", "extension_rationality": "extension"}
 
