@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from labkit.metrics import LETTERS, candidate_auc, is_correct, parse_answer, score
+
 DEFAULT_MAX_NEW_TOKENS = 256
 
 
@@ -220,7 +222,6 @@ def prediction_row(sample_id: str, response: str, answer: str, dimension: str | 
 
     ``p_ok`` (kept when given): the model's P(ok) at its verdict about each candidate A-D.
     """
-    from labkit.metrics import is_correct, parse_answer
 
     prediction = parse_answer(response)
     row = {
@@ -243,10 +244,8 @@ def verdict_auc(rows: list[dict], ds) -> dict | None:
     the reasoning gave no ``ok``/``no`` verdict scores 0.5 (undecided); their count is
     ``missing_verdicts``.
     """
-    from labkit.metrics import candidate_auc
-
-    if "candidate_defects" not in ds.column_names or not any(r.get("p_ok") for r in rows):
-        return None
+    if "candidate_defects" not in ds.column_names or not any(v is not None for r in rows for v in (r.get("p_ok") or [])):
+        return None  # no verdict anywhere (e.g. an untrained model): no AUC rather than a fake 0.5
     defects = ds.select_columns(["candidate_defects"])["candidate_defects"]
     if any(d is None for d in defects):
         return None
@@ -258,6 +257,24 @@ def verdict_auc(rows: list[dict], ds) -> dict | None:
     out = candidate_auc(scores, defects)
     out["missing_verdicts"] = missing
     return out
+
+
+def top1_score(rows: list[dict]) -> dict:
+    """The score of a fixed decision rule on the model's own verdict probabilities: name the one
+    candidate with the highest P(ok), never N (``overall``, ``per_dimension``, as `score`).
+
+    Reported beside the generated answers, never instead of them. The metric punishes every wrong
+    letter of a subset, so a model whose verdicts rank well can still score below random when it
+    names every candidate it finds more likely acceptable than not (or none): this separates
+    what the model sees from how its answer is decided. The CNN baseline answers by a rule of
+    the same kind.
+    """
+    preds = []
+    for r in rows:
+        p = [0.5 if v is None else v for v in (r.get("p_ok") or [None] * 4)]
+        preds.append(LETTERS[max(range(4), key=lambda k: p[k])])
+    res = score(preds, [r["answer"] for r in rows], [r["dimension"] or "unknown" for r in rows])
+    return {"rule": "highest P(ok), never N", "overall": res["overall"], "per_dimension": res["per_dimension"]}
 
 
 def _judge_responses(judge, rows: list[dict]) -> list[str]:
@@ -330,7 +347,6 @@ def evaluate(
     from tqdm.auto import tqdm
 
     from labkit.data import Conversion, load_split, to_grpo_row
-    from labkit.metrics import score
     from labkit.prompts import screening_prompt
 
     screening_prompt(form, layout, variant, prompt)  # validates the four names with a clear error
@@ -415,6 +431,7 @@ def evaluate(
     auc = verdict_auc(rows, ds.select(range(n_total)))
     if auc is not None:
         result["auc"] = auc
+        result["top1"] = top1_score(rows)
     result.update(
         wall_s=wall,
         samples_per_s=(len(todo) / wall) if todo and wall > 0 else None,

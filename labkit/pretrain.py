@@ -45,15 +45,16 @@ class PretrainConfig:
     seed: int = field(default=0, metadata={"help": "seed of initialisation and training; data uses 1000 + seed"})
     layout: str = field(default="pairs", metadata={"help": "image layout the model will screen in (labkit.data.sample_images)"})
     head: str = field(default="alone", metadata={"help": "vision pretraining head (labkit.pretrain_vision.HEADS)"})
-    samples: int = field(default=16000, metadata={"help": "synthetic training samples (5 images each)"})
+    samples: int = field(default=12000, metadata={"help": "synthetic training samples (5 images each)"})
     heldout: int = field(default=400, metadata={"help": "held-out samples for the stages' measures"})
-    vision_steps: int = field(default=4000, metadata={"help": "vision pretraining steps"})
+    vision_steps: int = field(default=6000, metadata={"help": "vision pretraining steps"})
     vision_batch: int = field(default=16, metadata={"help": "samples per vision step"})
     vision_lr: float = field(default=1e-3, metadata={"help": "vision pretraining learning rate"})
-    read_rows: int = field(default=8000, metadata={"help": "single-image description rows (stage read)"})
+    read_kind: str = field(default="defects_image", metadata={"help": "perception row kind of stage read (labkit.perception)"})
+    read_rows: int = field(default=6000, metadata={"help": "single-image description rows (stage read)"})
     read_batch: int = field(default=32, metadata={"help": "rows per step in stage read"})
     read_lr: float = field(default=2e-3, metadata={"help": "learning rate of stage read"})
-    find_rows: int = field(default=3000, metadata={"help": "five-image description rows (stage find), half mixed"})
+    find_rows: int = field(default=0, metadata={"help": "multi-image description rows (stage find), half mixed; 0 skips it"})
     find_batch: int = field(default=16, metadata={"help": "rows per step in stage find"})
     find_lr: float = field(default=1e-3, metadata={"help": "learning rate of stage find"})
     workers: int | None = field(default=None, metadata={"help": "processes for data synthesis (default: all cores)"})
@@ -62,7 +63,7 @@ class PretrainConfig:
     def quick(cls, **kw) -> "PretrainConfig":
         """A few samples and steps: the same stages in about a minute (tests)."""
         small = dict(samples=24, heldout=8, vision_steps=6, vision_batch=4, read_rows=40, read_batch=8,
-                     find_rows=16, find_batch=4)
+                     find_rows=16, find_batch=4, workers=1)
         small.update(kw)
         return cls(**small)
 
@@ -143,10 +144,12 @@ def run_pretrain(out, config: PretrainConfig | None = None, *, progress: bool = 
         done("vision", info)
     previous = vision
     for name, kinds, rows, batch, lr in (
-        ("read", {"describe_image": cfg.read_rows}, cfg.read_rows, cfg.read_batch, cfg.read_lr),
+        ("read", {cfg.read_kind: cfg.read_rows}, cfg.read_rows, cfg.read_batch, cfg.read_lr),
         ("find", {"describe": cfg.find_rows // 2, "describe_mixed": cfg.find_rows - cfg.find_rows // 2},
          cfg.find_rows, cfg.find_batch, cfg.find_lr),
     ):
+        if rows == 0:
+            continue
         if name not in log["stages"]:
             t = time.time()
             recipe = _sft_recipe(name, previous, data, stages / name, image_size, kinds, seed=cfg.seed, batch=batch,

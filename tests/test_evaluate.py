@@ -63,8 +63,11 @@ def test_evaluate_untrained_model_on_handmade_split(internvl, handmade_dataset, 
                                        "extension_rationality"}
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [row["id"] for row in rows] == ["s0010", "s0011", "s0012", "s0013", "s0014"]
-    assert all(set(row) == {"id", "response", "prediction", "answer", "dimension", "correct"} for row in rows)
+    assert all(set(row) == {"id", "response", "prediction", "answer", "dimension", "correct", "p_ok"} for row in rows)
     assert all(row["prediction"] is None and row["correct"] is False for row in rows)
+    # no "A: ok/no" verdict in an untrained reply: no verdict probability, so no AUC (not a fake 0.5)
+    assert all(row["p_ok"] == [None] * 4 for row in rows)
+    assert "auc" not in r and "top1" not in r
     saved = json.loads((out / "results.json").read_text())
     assert saved["n"] == 5 and saved["predictions_path"] == str(out / "predictions.jsonl")
     assert r["generated"] == 5 and r["samples_per_s"] > 0
@@ -96,7 +99,7 @@ def test_parsing_and_the_papers_metric_through_evaluate(handmade_dataset, tmp_pa
     assert r["per_dimension"]["placement_layout"] == 0.0 and r["per_dimension"]["normal"] == 100.0
     # grid layout: the judge saw one user turn with 2 images (original + grid)
     assert all(n == 2 for _, n in judge.seen)
-    assert judge.seen[0][0][0]["content"][-1]["text"].startswith("You are an expert reviewer")
+    assert judge.seen[0][0][0]["content"][-1]["text"].lstrip().startswith("You are an expert reviewer")
 
 
 def test_resume_skips_done_ids_and_survives_a_cut_line(handmade_dataset, tmp_path):
