@@ -232,11 +232,19 @@ class Runner:
 
         ev = dict(self.evaluation)
         split = ev.pop("split", "test")
+        swap_arms = ev.pop("swap_control", [])
         conv = {"form": "cot", "layout": "separate", "variant": "train", "image_size": None, "prompt": "full"}
         conv.update({k: v for k, v in conversion.items() if k in conv})
         res = evaluate(str(model), self.data_dir, split, out_dir=out_dir, seed=self.seed, progress=self.progress, **conv, **ev)
         res = {k: v for k, v in res.items() if k not in ("predictions_path",)}
         res["conversion"] = conv
+        if out_dir.parent.name in swap_arms and "auc" in res:
+            # The image-swap control: each sample's images replaced by the next sample's. What is
+            # left of the verdict AUC comes from the text; the gap to `auc` is what comes from vision.
+            swap = evaluate(str(model), self.data_dir, split, out_dir=out_dir.parent / "eval-swap", seed=self.seed,
+                            progress=self.progress, swap_images=True, **conv, **ev)
+            res["swap_auc"] = swap.get("auc")
+            res["swap_overall"] = swap["overall"]
         return res
 
     def run_train(self, arm: Arm, arm_dir: Path) -> dict:
@@ -277,7 +285,7 @@ class Runner:
         from labkit.hcm import mine_hard
 
         t = time.time()
-        ev = {k: v for k, v in self.evaluation.items() if k != "split"}
+        ev = {k: v for k, v in self.evaluation.items() if k not in ("split", "swap_control")}
         if arm.limit is not None:
             ev["limit"] = arm.limit
         conv = {"form": "cot", "layout": "separate", "variant": "train", "image_size": None, "prompt": "full"}
