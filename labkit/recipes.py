@@ -91,7 +91,9 @@ class Recipe:
     seed: int = field(default=0, metadata={"help": "seed for data order, sampling and initialisation"})
     resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint-* in output_dir"})
     hcm: dict = field(default_factory=dict, metadata={"help": "hard-case mining schedule (labkit.hcm); non-empty dispatches to run_hcm_grpo"})
-    dynamic_sampling: bool = field(default=False, metadata={"help": "skip prompt groups whose rewards all tie (labkit.hcm)"})
+    dynamic_sampling: bool = field(default=False, metadata={"help": "deal with prompt groups whose rewards all tie (labkit.dynamic_sampling)"})
+    dynamic_sampling_mode: str = field(default="refill", metadata={"help": "refill (over-generate and filter until the batch holds only informative groups, as verl/DAPO) or mask (drop tied groups from the loss)"})
+    dynamic_sampling_max_rounds: int = field(default=4, metadata={"help": "refill: at most this many extra generation rounds per generation batch"})
     source: str = field(default="", metadata={"help": "the YAML file this recipe came from (set by load_recipe)"})
 
     @property
@@ -204,6 +206,7 @@ def _check_training_keys(recipe: Recipe, where: str) -> None:
 def validate(recipe: Recipe, where: str = "recipe", check_training: bool = True) -> Recipe:
     """Check values (not just keys); raise RecipeError naming the key."""
     from labkit.data import SPLITS
+    from labkit.dynamic_sampling import MODES as DS_MODES
     from labkit.perception import PERCEPTION_KINDS
     from labkit.prompts import FORMS, LAYOUTS, STYLES, VARIANTS
     from labkit.rewards import REWARDS
@@ -242,6 +245,11 @@ def validate(recipe: Recipe, where: str = "recipe", check_training: bool = True)
         raise RecipeError(f"{where}: training must be a mapping of TRL config kwargs")
     if not isinstance(recipe.hcm, dict):
         raise RecipeError(f"{where}: hcm must be a mapping (empty for no hard-case mining)")
+    if recipe.dynamic_sampling_mode not in DS_MODES:
+        raise RecipeError(f"{where}: dynamic_sampling_mode must be one of {', '.join(DS_MODES)}, got {recipe.dynamic_sampling_mode!r}")
+    if not isinstance(recipe.dynamic_sampling_max_rounds, int) or isinstance(recipe.dynamic_sampling_max_rounds, bool) \
+            or recipe.dynamic_sampling_max_rounds < 0:
+        raise RecipeError(f"{where}: dynamic_sampling_max_rounds must be an integer >= 0, got {recipe.dynamic_sampling_max_rounds!r}")
     if recipe.cot not in COT_STYLES:
         raise RecipeError(f"{where}: cot must be one of {', '.join(COT_STYLES)}, got {recipe.cot!r}")
     if recipe.stage == "sft":
