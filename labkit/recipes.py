@@ -277,6 +277,13 @@ def validate(recipe: Recipe, where: str = "recipe", check_training: bool = True)
             raise RecipeError(f"{where}: tasks and perception are SFT settings; GRPO always trains on screening prompts")
         if recipe.conversion.form != "cot":
             raise RecipeError(f"{where}: GRPO's format reward needs conversion.form: cot")
+        if recipe.hcm:
+            from labkit.hcm import HCMConfig
+
+            try:
+                HCMConfig.from_dict(recipe.hcm)
+            except (TypeError, ValueError) as exc:
+                raise RecipeError(f"{where}: {exc}") from exc
     if check_training:
         _check_training_keys(recipe, where)
     return recipe
@@ -344,11 +351,50 @@ def load_recipe(path: str | Path, overrides: dict | None = None, check_training:
     return recipe_from_dict(raw, where=str(path), check_training=check_training)
 
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent   # the folder holding recipes/ (and labkit/)
+RECIPES_DIR = PROJECT_ROOT / "recipes"
+
+
+def resolve_recipe_path(path: str | Path, base_dirs=(), what: str = "") -> Path:
+    """Where a recipe named in a recipe set lives, whatever the working directory.
+
+    Tried in order: an absolute path; relative to each of ``base_dirs`` (the recipe set's folder);
+    relative to the project (``recipes/small/sft.yaml`` as the shipped sets write it); relative
+    to the working directory last. Raises FileNotFoundError listing the places looked at.
+    """
+    p = Path(path)
+    if p.is_absolute():
+        candidates = [p]
+    else:
+        candidates = [Path(b) / p for b in base_dirs] + [PROJECT_ROOT / p, Path.cwd() / p]
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    looked = ", ".join(dict.fromkeys(str(c) for c in candidates))
+    raise FileNotFoundError(f"{what + ': ' if what else ''}recipe {str(path)!r} not found (looked at {looked})")
+
+
+def check_recipes(loaders: dict) -> list:
+    """Run every ``{name: loader()}`` that loads a recipe; raise one RecipeError listing every failure.
+
+    Used by `labkit ablate` / `labkit demo` to check all arms' recipes before anything runs.
+    """
+    recipes, problems = [], []
+    for name, load in loaders.items():
+        try:
+            recipes.append(load())
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            problems.append(f"arm {name!r}: {exc}")
+    if problems:
+        raise RecipeError(f"{len(problems)} arm recipe(s) cannot be used, nothing was run:\n  " + "\n  ".join(problems))
+    return recipes
+
+
 def recipe_set(name_or_dir: str | Path) -> dict[str, Path]:
     """The recipes of a set (``small``, ``paper/2b`` or a folder), {arm file stem: path}."""
     p = Path(name_or_dir)
     if not p.is_dir():
-        p = Path(__file__).resolve().parent.parent / "recipes" / str(name_or_dir)
+        p = RECIPES_DIR / str(name_or_dir)
     if not p.is_dir():
         raise FileNotFoundError(f"no recipe set {str(name_or_dir)!r} (looked for a folder of YAML files)")
     return {f.stem: f for f in sorted(p.glob("*.yaml"))}

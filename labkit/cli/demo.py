@@ -13,6 +13,8 @@ def register(sub):
     p.add_argument("--seed", type=int, default=0, help="seed for data, models and training")
     p.add_argument("--core-only", action="store_true",
                    help="only the core arms (base, SFT, mining, GRPO, DPA-GRPO, HCM-GRPO); default: every arm of Tables 4, 6, 7")
+    p.add_argument("--arms", default=None, help="comma-separated arms to run (their dependencies are added); default: see --core-only")
+    p.add_argument("--quick", action="store_true", help="tiny model, a handful of samples and steps per arm (smoke test, seconds per arm)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
 
@@ -20,5 +22,9 @@ def register(sub):
 def run(args) -> int:
     from labkit.pipeline import run_demo
 
-    run_demo(args.out, seed=args.seed, all_arms=not args.core_only)
+    if args.arms:
+        arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+        run_demo(args.out, seed=args.seed, arms=arms, all_arms=False, quick=args.quick)
+    else:
+        run_demo(args.out, seed=args.seed, all_arms=not args.core_only, quick=args.quick)
     return 0
