@@ -277,13 +277,7 @@ def validate(recipe: Recipe, where: str = "recipe", check_training: bool = True)
             raise RecipeError(f"{where}: tasks and perception are SFT settings; GRPO always trains on screening prompts")
         if recipe.conversion.form != "cot":
             raise RecipeError(f"{where}: GRPO's format reward needs conversion.form: cot")
-        if recipe.hcm:
-            from labkit.hcm import HCMConfig
 
-            try:
-                HCMConfig.from_dict(recipe.hcm)
-            except (TypeError, ValueError) as exc:
-                raise RecipeError(f"{where}: {exc}") from exc
     if check_training:
         _check_training_keys(recipe, where)
     return recipe
@@ -379,11 +373,16 @@ def check_recipes(loaders: dict) -> list:
 
     Used by `labkit ablate` / `labkit demo` to check all arms' recipes before anything runs.
     """
+    from labkit.hcm import HCMConfig
+
     recipes, problems = [], []
     for name, load in loaders.items():
         try:
-            recipes.append(load())
-        except (FileNotFoundError, ValueError, KeyError) as exc:
+            recipe = load()
+            if recipe.hcm:
+                HCMConfig.from_dict(recipe.hcm)  # the schedule's keys and values, checked now rather than at its turn
+            recipes.append(recipe)
+        except (FileNotFoundError, ValueError, KeyError, TypeError) as exc:
             problems.append(f"arm {name!r}: {exc}")
     if problems:
         raise RecipeError(f"{len(problems)} arm recipe(s) cannot be used, nothing was run:\n  " + "\n  ".join(problems))

@@ -60,7 +60,7 @@ def test_broken_recipe_fails_before_any_arm_runs(tmp_path):
     assert not (tmp_path / "X" / "data").exists() and not (tmp_path / "X" / "base").exists()
 
 
-def test_missing_recipe_names_the_arm_and_where_it_looked(tmp_path):
+def test_missing_recipe_names_the_arm_and_where_it_looked(tmp_path, monkeypatch):
     from labkit.ablate import load_recipe_set
 
     rs = _set(tmp_path, "nowhere/grpo.yaml")
@@ -70,6 +70,6 @@ def test_missing_recipe_names_the_arm_and_where_it_looked(tmp_path):
     assert "arm 'broken'" in msg and str(tmp_path / "sets" / "nowhere" / "grpo.yaml") in msg
     assert str(ROOT / "nowhere" / "grpo.yaml") in msg
     # The shipped sets resolve every recipe to a file of the project, wherever Python runs.
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     shipped = load_recipe_set("small")
     assert all(Path(a.recipe).is_file() and Path(a.recipe).is_relative_to(ROOT) for a in shipped.arms if a.recipe)
