@@ -159,6 +159,21 @@ def parse_overrides(pairs: list[str] | None) -> dict:
     return out
 
 
+def _check_override_key(dotted: str, stage: str | None, check_training: bool = True) -> None:
+    """A typo in an override is the override's fault, not the recipe file's: say so."""
+    parts = dotted.split(".")
+    known = _field_names(Recipe)
+    if parts[0] not in known:
+        raise RecipeError(f"override --set {dotted}=...: unknown key {parts[0]!r}; known keys: {', '.join(known)}")
+    if parts[0] in _NESTED and len(parts) > 1 and parts[1] not in _field_names(_NESTED[parts[0]]):
+        raise RecipeError(f"override --set {dotted}=...: unknown key {parts[0]}.{parts[1]!r}; "
+                          f"known: {', '.join(_field_names(_NESTED[parts[0]]))}")
+    if parts[0] == "training" and len(parts) > 1 and check_training and stage in STAGES:
+        cls = training_config_class(stage)
+        if parts[1] not in _field_names(cls):
+            raise RecipeError(f"override --set {dotted}=...: unknown training key {parts[1]!r} for {cls.__name__}")
+
+
 def _apply_override(raw: dict, dotted: str, value: Any, where: str) -> None:
     parts = dotted.split(".")
     node = raw
@@ -340,6 +355,7 @@ def load_recipe(path: str | Path, overrides: dict | None = None, check_training:
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe must be a YAML mapping")
     for key, value in (overrides or {}).items():
+        _check_override_key(key, raw.get("stage"), check_training)
         _apply_override(raw, key, value, str(path))
     raw["source"] = str(path)
     return recipe_from_dict(raw, where=str(path), check_training=check_training)
