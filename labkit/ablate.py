@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.recipes import check_recipes, resolve_recipe_path
+
 ARM_KINDS = ("train", "eval", "mine")
 RECIPE_SETS_DIR = Path(__file__).resolve().parent.parent / "recipes" / "sets"
 
@@ -119,6 +121,8 @@ def load_recipe_set(name_or_path) -> RecipeSet:
         for dep in arm.needs:
             if dep not in seen:
                 raise ValueError(f"{where}: arm {arm.name!r} needs {dep!r}, which is not an earlier arm")
+        if arm.recipe:  # found from the set's folder or the project, not the working directory
+            arm.recipe = str(resolve_recipe_path(arm.recipe, [path.parent], what=f"{where}: arm {arm.name!r}"))
         seen.add(arm.name)
         arms.append(arm)
     if not arms:
@@ -316,6 +320,8 @@ class Runner:
     # ------------------------------------------------------------------ whole run
     def run(self, names: list[str] | None = None, *, report: bool = True) -> dict:
         t0 = time.time()
+        check_recipes({a.name: (lambda a=a: load_arm_recipe(a, self.out, self.data_dir, self.seed))
+                       for a in select_arms(self.rs, names) if a.recipe})  # fail fast, before any arm runs
         setup = self.setup()
         results = self.collect()
         results["setup"] = setup

@@ -372,6 +372,7 @@ def annotate(method: str, data, split: str, out, judge=None, config: AnnotateCon
     summary.update({"out": str(out), "split": split, "judge": settings["judge"], "data": str(data)})
     if failed:
         summary["incomplete"] = True
+        summary["errors"] = list(getattr(judge, "errors", []))  # why: connection refused, HTTP status and body
     else:
         _write_split(ds, done, out, split, data, method, cfg, summary)
     (jdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -457,6 +458,7 @@ def format_summary(summary: dict) -> str:
                  + ("" if this is None else f" (this run ${this:.4f})"))
     if summary.get("incomplete"):
         lines.append("  INCOMPLETE: some samples failed; rerun the same command to finish (done ones are skipped)")
+        lines += [f"  judge error: {e}" for e in summary.get("errors", [])]
     elif "written" in summary:
         lines.append(f"  wrote {summary['written']} samples to {summary['out']}/{summary['split']}.parquet")
     return "\n".join(lines)

@@ -41,14 +41,12 @@ and 2 more epochs on all data plus the hard cases again. This module provides th
    ``all+random`` (all + k random extra draws from all data; k defaults to the number of hard
    cases, as in the paper's "all + 434 random"), ``all+hard`` (the paper's HCM).
 
-3. Dynamic sampling (`DynamicSamplingMixin`, recipe ``dynamic_sampling: true``): after
-   generation and scoring, groups whose G rewards all tie (zero advantage, no learning signal)
-   are dropped from the loss by zeroing their completion mask (and the token count the DAPO
-   normaliser uses is recomputed). TRL has no such option; ms-swift, verl and EasyR1 refill the
-   batch with new prompts instead, which this does not do. The fraction skipped per generation
-   batch is logged as ``dynamic_sampling/skipped_fraction``. With ``loss_type: grpo`` a skipped
-   group still counts in the per-sequence mean (as zeros); with ``dapo``/``bnpo`` it is fully
-   removed from the normaliser.
+3. Dynamic sampling (`labkit.dynamic_sampling.DynamicSamplingMixin`, recipe
+   ``dynamic_sampling: true``): groups whose G rewards all tie carry no learning signal. The
+   default ``dynamic_sampling_mode: refill`` over-generates and filters as verl's DAPO recipe
+   does (further prompts until the batch holds its number of informative groups, at most
+   ``dynamic_sampling_max_rounds`` extra rounds); ``mask`` only drops them from the loss.
+   `make_trainer_cls` mixes it in; see that module for what is logged.
 
 Run it::
 
@@ -64,6 +62,9 @@ import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator, Sequence
+
+from labkit.dynamic_sampling import MODES as DS_MODES
+from labkit.dynamic_sampling import DynamicSamplingMixin  # noqa: F401  (re-exported: labkit.hcm.DynamicSamplingMixin)
 
 LATE_MIXES = ("hard", "easy", "all", "all+random", "all+hard")
 
@@ -348,35 +349,10 @@ class HCMSamplerMixin:
         return sampler
 
 
-class DynamicSamplingMixin:
-    """Drops prompt groups whose rewards all tie from the loss; logs the fraction skipped."""
-
-    dynamic_sampling: bool = True
-    tie_tolerance: float = 1e-6
-
-    def _generate_and_score_completions(self, inputs):
-        output = super()._generate_and_score_completions(inputs)
-        if not self.dynamic_sampling:
-            return output
-        mode = "train" if self.model.training else "eval"
-        G = self.num_generations if mode == "train" else self.num_generations_eval
-        adv = output["advantages"]
-        if adv.numel() % G:
-            warnings.warn(f"dynamic sampling: local batch of {adv.numel()} is not a multiple of G={G}; not applied", stacklevel=2)
-            return output
-        # Equal rewards give (r - mean) == 0 for every member (up to rounding), hence zero advantages.
-        tied = (adv.view(-1, G).abs() <= self.tie_tolerance).all(dim=1)
-        keep = (~tied).repeat_interleave(G).to(output["completion_mask"].dtype).unsqueeze(1)
-        output["completion_mask"] = output["completion_mask"] * keep
-        loss_mask = output["completion_mask"] if output.get("tool_mask") is None else output["completion_mask"] * output["tool_mask"]
-        output["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
-        frac = tied.float().mean().item()
-        self._metrics[mode]["dynamic_sampling/skipped_fraction"].append(frac)
-        return output
-
-
-def make_trainer_cls(base=None, *, hcm: HCMConfig | None = None, hard_ids: Sequence[str] = (), dynamic_sampling: bool = False):
-    """A trainer class: ``base`` (default `labkit.grpo.LabGRPOTrainer`) with the HCM sampler and/or dynamic sampling mixed in."""
+def make_trainer_cls(base=None, *, hcm: HCMConfig | None = None, hard_ids: Sequence[str] = (), dynamic_sampling: bool = False,
+                     dynamic_sampling_mode: str = "refill", dynamic_sampling_max_rounds: int = 4):
+    """A trainer class: ``base`` (default `labkit.grpo.LabGRPOTrainer`) with the HCM sampler and/or
+    dynamic sampling (`labkit.dynamic_sampling`, ``refill`` or ``mask``) mixed in."""
     if base is None:
         from labkit.grpo import LabGRPOTrainer as base  # noqa: N813
     bases, attrs = [], {}
@@ -385,11 +361,19 @@ def make_trainer_cls(base=None, *, hcm: HCMConfig | None = None, hard_ids: Seque
         attrs.update(hcm_config=hcm, hcm_hard_ids=tuple(hard_ids))
     if dynamic_sampling:
         bases.append(DynamicSamplingMixin)
-        attrs.update(dynamic_sampling=True)
+        if dynamic_sampling_mode not in DS_MODES:
+            raise ValueError(f"dynamic_sampling_mode must be one of {', '.join(DS_MODES)}, got {dynamic_sampling_mode!r}")
+        attrs.update(dynamic_sampling=True, dynamic_sampling_mode=dynamic_sampling_mode,
+                     dynamic_sampling_max_rounds=int(dynamic_sampling_max_rounds))
     if not bases:
         return base
     name = ("HCM" if hcm is not None else "") + ("DS" if dynamic_sampling else "") + base.__name__
     return type(name, (*bases, base), attrs)
+
+
+def _ds_kwargs(recipe) -> dict:
+    return {"dynamic_sampling": bool(recipe.dynamic_sampling), "dynamic_sampling_mode": recipe.dynamic_sampling_mode,
+            "dynamic_sampling_max_rounds": recipe.dynamic_sampling_max_rounds}
 
 
 def run_hcm_grpo(recipe, *, callbacks=None, resume: bool | None = None) -> Path:
@@ -402,7 +386,7 @@ def run_hcm_grpo(recipe, *, callbacks=None, resume: bool | None = None) -> Path:
     from labkit.grpo import LabGRPOTrainer, run_grpo
 
     if not recipe.hcm:
-        cls = make_trainer_cls(LabGRPOTrainer, dynamic_sampling=bool(recipe.dynamic_sampling))
+        cls = make_trainer_cls(LabGRPOTrainer, **_ds_kwargs(recipe))
         return run_grpo(recipe, trainer_cls=cls, callbacks=callbacks, resume=resume)
     cfg = HCMConfig.from_dict(recipe.hcm)
     if not cfg.hard_cases:
@@ -415,7 +399,7 @@ def run_hcm_grpo(recipe, *, callbacks=None, resume: bool | None = None) -> Path:
                       f"has {cfg.total_epochs} logical epochs (hcm.switch_epoch + hcm.late_epochs)", stacklevel=2)
     recipe.training["num_train_epochs"] = 1
     recipe.training.pop("max_steps", None)
-    cls = make_trainer_cls(LabGRPOTrainer, hcm=cfg, hard_ids=hard_ids, dynamic_sampling=bool(recipe.dynamic_sampling))
+    cls = make_trainer_cls(LabGRPOTrainer, hcm=cfg, hard_ids=hard_ids, **_ds_kwargs(recipe))
     print(f"HCM: {len(hard_ids)} hard cases from {cfg.hard_cases}; {cfg.switch_epoch} epochs of all data, "
           f"then {cfg.late_epochs} of {cfg.late_mix}")
     return run_grpo(recipe, trainer_cls=cls, callbacks=callbacks, resume=resume)

@@ -57,6 +57,35 @@ class JudgeError(RuntimeError):
     """A judge request that failed for good (after retries, or a non-retryable error)."""
 
 
+def connection_cause(exc: BaseException) -> str:
+    """Why a connection failed, from the innermost cause (e.g. ``connection refused ([Errno 111] ...)``)."""
+    chain, seen = [], set()
+    e = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    root = chain[-1]
+    text = " ".join(str(x) for x in chain).lower()
+    for needle, label in (("refused", "connection refused"), ("timed out", "timed out"), ("timeout", "timed out"),
+                          ("name or service not known", "unknown host"), ("nodename nor servname", "unknown host"),
+                          ("reset by peer", "connection reset"), ("disconnected", "server closed the connection"),
+                          ("certificate", "TLS certificate problem")):
+        if needle in text:
+            return f"{label} ({type(root).__name__}: {root})"
+    return f"{type(root).__name__}: {root}"
+
+
+def _body(exc, limit: int = 500) -> str:
+    """The response body of an HTTP error, shortened."""
+    try:
+        body = exc.response.text
+    except Exception:  # no response object, or an unreadable body
+        body = getattr(exc, "message", str(exc))
+    body = " ".join(str(body).split())
+    return body[:limit] + ("..." if len(body) > limit else "")
+
+
 @dataclass
 class JudgeReply:
     """One reply. ``cost_usd`` is what this call cost (0.0 when served from the cache; None when
@@ -147,6 +176,7 @@ class Judge:
         for name, price in (prices or {}).items():
             self.prices[name] = (float(price["input"]), float(price["output"])) if isinstance(price, dict) else tuple(map(float, price))
         self.stats = JudgeStats()
+        self.errors: list[str] = []  # distinct messages of failed requests (first 10), for run summaries
         self._lock = threading.Lock()
 
     @property
@@ -239,12 +269,25 @@ class Judge:
             else:
                 todo.append(i)
         if todo:
-            sent = self._send_many([(prepared[i][0], prepared[i][1]) for i in todo], concurrency or self.concurrency, progress)
-            for i, reply in zip(todo, sent):
+            stored = set()
+
+            def arrived(j: int, reply) -> None:
+                # Cached the moment it arrives: an interrupted run (Ctrl-C, a dead judge) keeps every reply it got.
+                i = todo[j]
+                if i in stored:
+                    return
+                stored.add(i)
                 if isinstance(reply, JudgeReply):
                     self._cache_put(prepared[i][2], reply)
                     self._record(reply)
+                elif isinstance(reply, BaseException) and str(reply) not in self.errors and len(self.errors) < 10:
+                    self.errors.append(str(reply))
                 results[i] = reply
+
+            sent = self._send_many([(prepared[i][0], prepared[i][1]) for i in todo], concurrency or self.concurrency,
+                                   progress, on_reply=arrived)
+            for j, reply in enumerate(sent):
+                arrived(j, reply)
         if not return_exceptions:
             for r in results:
                 if isinstance(r, BaseException):
@@ -254,7 +297,8 @@ class Judge:
     def _send(self, messages: list[dict], pngs: Sequence[bytes]) -> JudgeReply:
         raise NotImplementedError
 
-    def _send_many(self, items, concurrency: int, progress: bool) -> list:
+    def _send_many(self, items, concurrency: int, progress: bool, on_reply=None) -> list:
+        """Replies (or exceptions) for ``items`` in order; ``on_reply(index, reply)`` is called as each arrives."""
         from tqdm.auto import tqdm
 
         def one(item):
@@ -265,12 +309,29 @@ class Judge:
 
         bar = tqdm(total=len(items), desc=f"judge {self.model}", unit="req", disable=not progress or len(items) < 2)
         results = [None] * len(items)
-        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            futures = {pool.submit(one, item): i for i, item in enumerate(items)}
+        pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+        futures = {pool.submit(one, item): i for i, item in enumerate(items)}
+
+        def take(fut):
+            results[futures[fut]] = fut.result()
+            if on_reply is not None:
+                on_reply(futures[fut], results[futures[fut]])
+            bar.update(1)
+
+        try:
             for fut in as_completed(futures):
-                results[futures[fut]] = fut.result()
-                bar.update(1)
-        bar.close()
+                take(fut)
+        except BaseException:
+            # Ctrl-C: start nothing new, but keep (cache) the replies of requests already on the wire.
+            for fut in futures:
+                fut.cancel()
+            for fut in futures:
+                if not fut.cancelled() and results[futures[fut]] is None:
+                    take(fut)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            bar.close()
         return results
 
 
@@ -346,14 +407,16 @@ class OpenAIJudge(Judge):
                 if not retryable or attempts > self.max_retries:
                     with self._lock:
                         self.stats.requests += attempts
-                    raise JudgeError(f"{self.spec}: HTTP {exc.status_code} after {attempts} request(s): {exc.message}") from exc
+                    raise JudgeError(f"{self.spec}: {self._endpoint()} answered HTTP {exc.status_code} after {attempts} "
+                                     f"request(s): {_body(exc)}") from exc
                 time.sleep(self._delay(attempts - 1, exc.response.headers))
                 continue
             except openai.APIConnectionError as exc:
                 if attempts > self.max_retries:
                     with self._lock:
                         self.stats.requests += attempts
-                    raise JudgeError(f"{self.spec}: cannot reach {self._endpoint()} after {attempts} request(s): {exc}") from exc
+                    raise JudgeError(f"{self.spec}: cannot reach {self._endpoint()} after {attempts} request(s): "
+                                     f"{connection_cause(exc)}") from exc
                 time.sleep(self._delay(attempts - 1, None))
                 continue
             break
@@ -406,7 +469,7 @@ class LocalJudge(Judge):
     def _send(self, messages, pngs):
         return self._send_many([(messages, pngs)], 1, False)[0]
 
-    def _send_many(self, items, concurrency, progress):
+    def _send_many(self, items, concurrency, progress, on_reply=None):
         model, processor = self.loaded()
         with self._gen_lock:  # one generate at a time: the model and processor are shared
             return self._generate(model, processor, items, progress)

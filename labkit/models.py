@@ -407,9 +407,17 @@ def load(name_or_path, device=None, dtype=None, trust_remote_code: bool = False)
         raise FileNotFoundError(f"model folder {str(name_or_path)!r} does not exist (build one with `labkit build-model`)")
     if Path(name).is_dir() and not (Path(name) / "config.json").exists():
         raise FileNotFoundError(f"{name!r} is not a model folder (no config.json)")
+    if not Path(name).is_dir() and "/" not in name:
+        # A bare word is neither a folder nor a hub id (those are ORG/NAME): say so in one line.
+        raise FileNotFoundError(f"model {name!r} is not a folder, a known alias ({', '.join(sorted(HUB_ALIASES))}) "
+                                "or a hub id of the form ORG/NAME")
     device, dtype = default_device_dtype(device, dtype)
-    processor = AutoProcessor.from_pretrained(name, trust_remote_code=trust_remote_code)
-    model = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype, trust_remote_code=trust_remote_code)
+    try:
+        processor = AutoProcessor.from_pretrained(name, trust_remote_code=trust_remote_code)
+        model = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype, trust_remote_code=trust_remote_code)
+    except OSError as exc:  # transformers' "not found" / offline errors are OSErrors with long messages
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FileNotFoundError(f"cannot load model {name!r} from the hub or its local cache: {first}") from exc
     model.to(device).eval()
     tok = getattr(processor, "tokenizer", processor)
     tok.padding_side = "left"

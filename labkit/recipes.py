@@ -91,7 +91,9 @@ class Recipe:
     seed: int = field(default=0, metadata={"help": "seed for data order, sampling and initialisation"})
     resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint-* in output_dir"})
     hcm: dict = field(default_factory=dict, metadata={"help": "hard-case mining schedule (labkit.hcm); non-empty dispatches to run_hcm_grpo"})
-    dynamic_sampling: bool = field(default=False, metadata={"help": "skip prompt groups whose rewards all tie (labkit.hcm)"})
+    dynamic_sampling: bool = field(default=False, metadata={"help": "deal with prompt groups whose rewards all tie (labkit.dynamic_sampling)"})
+    dynamic_sampling_mode: str = field(default="refill", metadata={"help": "refill (over-generate and filter until the batch holds only informative groups, as verl/DAPO) or mask (drop tied groups from the loss)"})
+    dynamic_sampling_max_rounds: int = field(default=4, metadata={"help": "refill: at most this many extra generation rounds per generation batch"})
     source: str = field(default="", metadata={"help": "the YAML file this recipe came from (set by load_recipe)"})
 
     @property
@@ -157,6 +159,21 @@ def parse_overrides(pairs: list[str] | None) -> dict:
     return out
 
 
+def _check_override_key(dotted: str, stage: str | None, check_training: bool = True) -> None:
+    """A typo in an override is the override's fault, not the recipe file's: say so."""
+    parts = dotted.split(".")
+    known = _field_names(Recipe)
+    if parts[0] not in known:
+        raise RecipeError(f"override --set {dotted}=...: unknown key {parts[0]!r}; known keys: {', '.join(known)}")
+    if parts[0] in _NESTED and len(parts) > 1 and parts[1] not in _field_names(_NESTED[parts[0]]):
+        raise RecipeError(f"override --set {dotted}=...: unknown key {parts[0]}.{parts[1]!r}; "
+                          f"known: {', '.join(_field_names(_NESTED[parts[0]]))}")
+    if parts[0] == "training" and len(parts) > 1 and check_training and stage in STAGES:
+        cls = training_config_class(stage)
+        if parts[1] not in _field_names(cls):
+            raise RecipeError(f"override --set {dotted}=...: unknown training key {parts[1]!r} for {cls.__name__}")
+
+
 def _apply_override(raw: dict, dotted: str, value: Any, where: str) -> None:
     parts = dotted.split(".")
     node = raw
@@ -204,6 +221,7 @@ def _check_training_keys(recipe: Recipe, where: str) -> None:
 def validate(recipe: Recipe, where: str = "recipe", check_training: bool = True) -> Recipe:
     """Check values (not just keys); raise RecipeError naming the key."""
     from labkit.data import SPLITS
+    from labkit.dynamic_sampling import MODES as DS_MODES
     from labkit.perception import PERCEPTION_KINDS
     from labkit.prompts import FORMS, LAYOUTS, STYLES, VARIANTS
     from labkit.rewards import REWARDS
@@ -242,6 +260,11 @@ def validate(recipe: Recipe, where: str = "recipe", check_training: bool = True)
         raise RecipeError(f"{where}: training must be a mapping of TRL config kwargs")
     if not isinstance(recipe.hcm, dict):
         raise RecipeError(f"{where}: hcm must be a mapping (empty for no hard-case mining)")
+    if recipe.dynamic_sampling_mode not in DS_MODES:
+        raise RecipeError(f"{where}: dynamic_sampling_mode must be one of {', '.join(DS_MODES)}, got {recipe.dynamic_sampling_mode!r}")
+    if not isinstance(recipe.dynamic_sampling_max_rounds, int) or isinstance(recipe.dynamic_sampling_max_rounds, bool) \
+            or recipe.dynamic_sampling_max_rounds < 0:
+        raise RecipeError(f"{where}: dynamic_sampling_max_rounds must be an integer >= 0, got {recipe.dynamic_sampling_max_rounds!r}")
     if recipe.cot not in COT_STYLES:
         raise RecipeError(f"{where}: cot must be one of {', '.join(COT_STYLES)}, got {recipe.cot!r}")
     if recipe.stage == "sft":
@@ -269,6 +292,7 @@ def validate(recipe: Recipe, where: str = "recipe", check_training: bool = True)
             raise RecipeError(f"{where}: tasks and perception are SFT settings; GRPO always trains on screening prompts")
         if recipe.conversion.form != "cot":
             raise RecipeError(f"{where}: GRPO's format reward needs conversion.form: cot")
+
     if check_training:
         _check_training_keys(recipe, where)
     return recipe
@@ -331,16 +355,61 @@ def load_recipe(path: str | Path, overrides: dict | None = None, check_training:
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe must be a YAML mapping")
     for key, value in (overrides or {}).items():
+        _check_override_key(key, raw.get("stage"), check_training)
         _apply_override(raw, key, value, str(path))
     raw["source"] = str(path)
     return recipe_from_dict(raw, where=str(path), check_training=check_training)
+
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent   # the folder holding recipes/ (and labkit/)
+RECIPES_DIR = PROJECT_ROOT / "recipes"
+
+
+def resolve_recipe_path(path: str | Path, base_dirs=(), what: str = "") -> Path:
+    """Where a recipe named in a recipe set lives, whatever the working directory.
+
+    Tried in order: an absolute path; relative to each of ``base_dirs`` (the recipe set's folder);
+    relative to the project (``recipes/small/sft.yaml`` as the shipped sets write it); relative
+    to the working directory last. Raises FileNotFoundError listing the places looked at.
+    """
+    p = Path(path)
+    if p.is_absolute():
+        candidates = [p]
+    else:
+        candidates = [Path(b) / p for b in base_dirs] + [PROJECT_ROOT / p, Path.cwd() / p]
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    looked = ", ".join(dict.fromkeys(str(c) for c in candidates))
+    raise FileNotFoundError(f"{what + ': ' if what else ''}recipe {str(path)!r} not found (looked at {looked})")
+
+
+def check_recipes(loaders: dict) -> list:
+    """Run every ``{name: loader()}`` that loads a recipe; raise one RecipeError listing every failure.
+
+    Used by `labkit ablate` / `labkit demo` to check all arms' recipes before anything runs.
+    """
+    from labkit.hcm import HCMConfig
+
+    recipes, problems = [], []
+    for name, load in loaders.items():
+        try:
+            recipe = load()
+            if recipe.hcm:
+                HCMConfig.from_dict(recipe.hcm)  # the schedule's keys and values, checked now rather than at its turn
+            recipes.append(recipe)
+        except (FileNotFoundError, ValueError, KeyError, TypeError) as exc:
+            problems.append(f"arm {name!r}: {exc}")
+    if problems:
+        raise RecipeError(f"{len(problems)} arm recipe(s) cannot be used, nothing was run:\n  " + "\n  ".join(problems))
+    return recipes
 
 
 def recipe_set(name_or_dir: str | Path) -> dict[str, Path]:
     """The recipes of a set (``small``, ``paper/2b`` or a folder), {arm file stem: path}."""
     p = Path(name_or_dir)
     if not p.is_dir():
-        p = Path(__file__).resolve().parent.parent / "recipes" / str(name_or_dir)
+        p = RECIPES_DIR / str(name_or_dir)
     if not p.is_dir():
         raise FileNotFoundError(f"no recipe set {str(name_or_dir)!r} (looked for a folder of YAML files)")
     return {f.stem: f for f in sorted(p.glob("*.yaml"))}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,6 +155,8 @@ def threshold_segment(
     max_area_fraction: float = 0.995,
     background: tuple[int, int, int] | None = None,
     border: int = 2,
+    max_product_fraction: float = 0.6,
+    force: bool = False,
 ) -> Segmentation:
     """Segment a product photographed on a plain background.
 
@@ -165,7 +168,9 @@ def threshold_segment(
 
     Raises SegmentationError when the image is unreadable, smaller than 16 px on a side, has
     no foreground (largest component under ``min_area_fraction`` of the image) or no
-    background (over ``max_area_fraction``).
+    background (over ``max_area_fraction``). A "product" over ``max_product_fraction`` of the
+    photo (default 60 %) is almost always background or a busy scene taken for the product (real
+    photographs gave 64-98 %): refused unless ``force``, which only warns.
     """
     img = load_image(image)
     w, h = img.size
@@ -201,6 +206,13 @@ def threshold_segment(
             f"no plain background found: the foreground covers {frac:.2%} of the image; "
             f"the threshold segmenter needs a packshot on a plain background (try 'birefnet')"
         )
+    if frac > max_product_fraction:
+        msg = (f"the 'product' covers {frac:.0%} of the photo (more than {max_product_fraction:.0%}): the threshold "
+               f"segmenter has probably taken the background or a busy scene for the product; use a packshot on a "
+               f"plain background or the 'birefnet' segmenter")
+        if not force:
+            raise SegmentationError(msg + " (or force it: --force, segmenter option force: true)")
+        warnings.warn(msg, stacklevel=2)
     return segmentation_from_mask(rgb, mask)
 
 
@@ -222,12 +234,14 @@ class ThresholdSegmenter(Segmenter):
     threshold: float = field(default=30.0, metadata={"help": "max per-channel difference from the background colour"})
     min_area_fraction: float = field(default=0.002, metadata={"help": "smaller products count as 'no foreground'"})
     max_area_fraction: float = field(default=0.995, metadata={"help": "larger ones count as 'no plain background'"})
+    max_product_fraction: float = field(default=0.6, metadata={"help": "a larger 'product' is refused (likely background), unless force"})
+    force: bool = field(default=False, metadata={"help": "only warn when the product covers more than max_product_fraction"})
     name = "threshold"
 
     def segment(self, image: Any) -> Segmentation:
         return threshold_segment(
             image, threshold=self.threshold, min_area_fraction=self.min_area_fraction,
-            max_area_fraction=self.max_area_fraction,
+            max_area_fraction=self.max_area_fraction, max_product_fraction=self.max_product_fraction, force=self.force,
         )
 
 

@@ -78,7 +78,7 @@ class ChatServer:
 
     def __init__(self, replies: list[str] | None = None, responder: Callable[[dict], str] | None = None,
                  fail_plan: list[int] | None = None, retry_after: float | None = 0, delay: float = 0.0,
-                 api_key: str | None = None):
+                 api_key: str | None = None, port: int = 0):
         if replies is None and responder is None:
             replies = ["<think>All four look fine.</think><answer>ABCD</answer>"]
         self.replies = list(replies or [])
@@ -94,7 +94,7 @@ class ChatServer:
         self.max_in_flight = 0
         self._lock = threading.Lock()
         self._served = 0
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
@@ -213,3 +213,53 @@ class ChatServer:
                         server.statuses.append(status)
 
         return Handler
+
+
+def main(argv=None) -> None:
+    """Run a server as its own process (for tests that kill it):
+
+        python tests/chat_server.py [--port P] [--delay S] [--die-after N] [--log FILE] [--reply TEXT]
+
+    Prints its base URL on the first line of stdout. ``--log`` appends one JSON line per answered
+    request (``{"sha": sha256 of the body, "n": request number}``), so counts survive the process.
+    ``--die-after N``: the process exits abruptly (os._exit, no reply) when request N+1 arrives.
+    """
+    import argparse
+    import hashlib
+    import os
+    import sys
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--die-after", type=int, default=None)
+    p.add_argument("--log", default=None)
+    p.add_argument("--reply", default="<think>All four look fine.</think><answer>ABCD</answer>")
+    args = p.parse_args(argv)
+    lock = threading.Lock()
+    answered = [0]
+
+    def responder(body: dict) -> str:
+        with lock:
+            if args.die_after is not None and answered[0] >= args.die_after:
+                os._exit(0)  # killed mid-run: the request gets no reply, the next ones are refused
+            answered[0] += 1
+            if args.log:
+                sha = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+                with open(args.log, "a") as fh:
+                    fh.write(json.dumps({"sha": sha, "n": answered[0]}) + "\n")
+        return args.reply
+
+    ThreadingHTTPServer.allow_reuse_address = True
+    server = ChatServer(responder=responder, delay=args.delay, port=args.port)
+    print(server.url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.close()
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

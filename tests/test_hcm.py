@@ -118,7 +118,7 @@ def _grpo_recipe(model, data, out, hcm=None, dynamic=False, rewards=None):
     return recipe_from_dict({
         "arm": "t", "stage": "grpo", "model": str(model), "data": str(data), "output_dir": str(out),
         "limit": 8, "rewards": rewards or {"format": 1.0, "accuracy": 1.0},
-        "hcm": hcm or {}, "dynamic_sampling": dynamic,
+        "hcm": hcm or {}, "dynamic_sampling": dynamic, "dynamic_sampling_mode": "mask",  # refill: test_dynamic_sampling.py
         "conversion": {"form": "cot", "image_size": 32},
         "training": {"num_generations": 2, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1,
                      "max_completion_length": 12, "learning_rate": 1e-4, "logging_steps": 1, "save_strategy": "no",

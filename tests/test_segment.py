@@ -126,3 +126,24 @@ def test_birefnet_needs_opt_in_and_reports_missing_weights(tmp_path):
         get_segmenter("birefnet", model=str(tmp_path))
     with pytest.raises(SegmentationError, match="could not load BiRefNet weights"):
         get_segmenter("birefnet", model=str(tmp_path / "missing"), trust_remote_code=True)
+
+
+def test_threshold_refuses_a_product_covering_most_of_the_photo():
+    # A "product" over 60 % of the photo is refused (likely background), or only warned about with force.
+    import warnings
+
+    from labkit.segment import SegmentationError, ThresholdSegmenter, threshold_segment
+
+    img = Image.new("RGB", (100, 100), "white")
+    img.paste((200, 30, 30), (10, 10, 90, 90))          # 64 % of the photo
+    with pytest.raises(SegmentationError, match="covers 64% of the photo"):
+        threshold_segment(img)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        seg = ThresholdSegmenter(force=True).segment(img)
+    assert seg.area_fraction == pytest.approx(0.64) and "covers 64%" in str(caught[0].message)
+    small = Image.new("RGB", (100, 100), "white")
+    small.paste((200, 30, 30), (30, 30, 70, 70))        # 16 %: fine, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert threshold_segment(small).area_fraction == pytest.approx(0.16)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -37,12 +38,20 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from labkit.judges import JudgeError  # stdlib-only module: cheap
+
     try:
         code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, KeyError) as exc:
+    except BrokenPipeError:
+        # `labkit ... | head`: the reader has what it wanted. Point stdout at /dev/null so the
+        # interpreter's final flush does not complain, and exit quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (FileNotFoundError, ValueError, KeyError, JudgeError) as exc:
         # Bad input: a clear one-line error, not a traceback.
         if getattr(args, "debug", False):
             raise

@@ -32,11 +32,7 @@ def register(sub):
     p.add_argument("--limit", type=int, help="annotate only the first N samples")
     p.add_argument("--chunk", type=int, default=16, help="samples per round between journal writes (default 16)")
     p.add_argument("--drop-rejected", action="store_true", help="answer-driven: leave never-accepted samples out")
-    p.add_argument("--base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
-    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
-    p.add_argument("--prices", help="JSON file {model: {input, output}} in USD per 1M tokens")
-    p.add_argument("--cache-dir", help="judge response cache (default: $LABKIT_JUDGE_CACHE or data/judge_cache)")
-    p.add_argument("--no-cache", action="store_true", help="do not cache judge replies on disk")
+    add_endpoint_arguments(p)
     p.add_argument("--max-tokens", type=int, default=1024, help="openai: max tokens per reply")
     p.add_argument("--max-new-tokens", type=int, default=256, help="local: max new tokens per reply")
     p.add_argument("--batch-size", type=int, default=8, help="local: generation batch size")
@@ -46,13 +42,24 @@ def register(sub):
     p.set_defaults(func=run)
 
 
+def add_endpoint_arguments(p) -> None:
+    """The OpenAI-compatible endpoint flags shared by `labkit annotate` and `labkit evaluate`."""
+    p.add_argument("--base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    p.add_argument("--prices", help="JSON file {model: {input, output}} in USD per 1M tokens")
+    p.add_argument("--cache-dir", help="judge response cache (default: $LABKIT_JUDGE_CACHE or data/judge_cache)")
+    p.add_argument("--no-cache", action="store_true", help="do not cache judge replies on disk")
+    p.add_argument("--request-retries", type=int, default=5,
+                   help="openai: retries of a request after a connection error, 429 or 5xx, with backoff (default 5)")
+
+
 def judge_options(args) -> dict:
     """Options for `labkit.judges.make_judge` from the CLI flags (shared with other commands)."""
     from labkit.judges import load_prices
 
     kind = (args.judge or "").partition(":")[0]
     if kind == "openai":
-        opts = {"max_tokens": args.max_tokens, "concurrency": args.concurrency}
+        opts = {"max_tokens": args.max_tokens, "concurrency": args.concurrency, "max_retries": args.request_retries}
         if args.base_url:
             opts["base_url"] = args.base_url
         if os.environ.get(args.api_key_env):

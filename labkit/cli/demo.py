@@ -14,6 +14,8 @@ def register(sub):
     p.add_argument("--all-arms", action="store_true",
                    help="every arm of Tables 4, 6, 7 (about 3x longer); default: the core arms (pretrained base, "
                         "SFT, mining, GRPO, DPA-GRPO, HCM-GRPO, CNN baseline)")
+    p.add_argument("--arms", default=None, help="comma-separated arms to run (their dependencies are added); default: the core arms")
+    p.add_argument("--quick", action="store_true", help="tiny model, a handful of samples and steps per arm (smoke test, seconds per arm)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
 
@@ -21,5 +23,9 @@ def register(sub):
 def run(args) -> int:
     from labkit.pipeline import run_demo
 
-    run_demo(args.out, seed=args.seed, all_arms=args.all_arms)
+    if args.arms:
+        arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+        run_demo(args.out, seed=args.seed, arms=arms, all_arms=False, quick=args.quick)
+    else:
+        run_demo(args.out, seed=args.seed, all_arms=args.all_arms, quick=args.quick)
     return 0

@@ -8,6 +8,8 @@ API model (OpenAI-compatible endpoint) instead of a local one, as the paper's Ta
 """
 from __future__ import annotations
 
+from labkit.cli.annotate import add_endpoint_arguments
+
 
 def register(sub):
     p = sub.add_parser("evaluate", help="evaluate a screener on a dataset split", description=__doc__)
@@ -29,6 +31,8 @@ def register(sub):
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
     p.add_argument("--judge", default=None, help="judge spec instead of --model: openai:MODEL or local:PATH")
+    p.add_argument("--concurrency", type=int, default=4, help="openai judge: requests in flight at once (default 4)")
+    add_endpoint_arguments(p)   # --base-url, --api-key-env, --prices, --cache-dir, --no-cache, --request-retries
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--name", default=None, help="row name in the printed table (default: the model)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -47,11 +51,21 @@ def run(args) -> int:
         raise ValueError("give --model (a model folder or hub alias) or --judge")
     if args.model and args.judge:
         raise ValueError("give either --model or --judge, not both")
+    judge = args.judge
+    if judge:
+        import argparse
+
+        from labkit.cli.annotate import judge_options
+        from labkit.judges import make_judge
+
+        # The same endpoint options as `labkit annotate`; a reply is at most --max-new-tokens long.
+        opts = judge_options(argparse.Namespace(**{**vars(args), "max_tokens": args.max_new_tokens}))
+        judge = make_judge(args.judge, **opts)
     result = evaluate(
         args.model, args.data, args.split, form=args.form, layout=args.layout, variant=args.variant,
         image_size=args.image_size, batch_size=args.batch_size, out_dir=args.out,
         max_new_tokens=args.max_new_tokens, do_sample=args.do_sample, temperature=args.temperature,
-        top_k=args.top_k, top_p=args.top_p, seed=args.seed, limit=args.limit, judge=args.judge,
+        top_k=args.top_k, top_p=args.top_p, seed=args.seed, limit=args.limit, judge=judge,
         progress=not args.no_progress, device=args.device,
     )
     if args.json:

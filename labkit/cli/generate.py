@@ -23,6 +23,8 @@ def register(sub):
     p.add_argument("--size", type=int, default=None, help="override the recipe's half size (px, multiple of 16)")
     p.add_argument("--segmenter", choices=("threshold", "birefnet"), default=None, help="override the recipe's segmenter")
     p.add_argument("--trust-remote-code", action="store_true", help="allow BiRefNet's repository code (opt-in)")
+    p.add_argument("--force", action="store_true",
+                   help="threshold segmenter: keep a 'product' covering over 60%% of the photo (default: skip it, it is likely background)")
     p.add_argument("--strict", action="store_true", help="stop at the first original that cannot be segmented (default: skip it, reason in OUT/skipped/)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
@@ -37,7 +39,12 @@ def run(args) -> int:
     overrides = {k: v for k, v in {"seed": args.seed, "steps": args.steps, "size": args.size, "segmenter": args.segmenter}.items() if v is not None}
     if args.trust_remote_code:
         overrides["trust_remote_code"] = True
-    cfg = load_generate_recipe(args.recipe, overrides)
+    from labkit.recipes import resolve_recipe_path
+
+    cfg = load_generate_recipe(str(resolve_recipe_path(args.recipe)), overrides)
+    if args.force:  # merged into the recipe's own threshold options
+        cfg.segmenter_options = {**cfg.segmenter_options,
+                                 "threshold": {**cfg.segmenter_options.get("threshold", {}), "force": True}}
     summary = run_generation(args.originals, args.out, cfg, backgrounds=args.backgrounds, limit=args.limit, strict=args.strict)
     if "samples" in summary:  # main process
         print(
