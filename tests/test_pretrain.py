@@ -122,3 +122,15 @@ def test_quick_pretrain_runs_every_stage_resumes_and_reloads(tmp_path):
     assert json.loads((out / "pretrain.json").read_text())["stages"] == log["stages"]
     with pytest.raises(ValueError, match="other settings"):
         run_pretrain(out, PretrainConfig.quick(read_rows=48), progress=False)
+    # a recipe set whose base is the pretrained model: the cached one is copied in, not retrained
+    from dataclasses import asdict
+
+    from labkit.ablate import RecipeSet, Runner
+
+    fields = {k: v for k, v in asdict(cfg).items()}
+    rs = RecipeSet(name="t", arms=[], data={"dir": str(out / "stages" / "data")},
+                   base={"dir": "{run_dir}/base-model", "pretrained": {"cache": str(out), **fields}})
+    times = Runner(rs, tmp_path / "run", progress=False).setup()
+    base = tmp_path / "run" / "base-model"
+    assert (base / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+    assert not (base / "stages").exists() and "pretrain_s" not in times
