@@ -131,7 +131,7 @@ def test_overrides_and_placeholders():
     assert r.final_dir == Path("runs/demo/grpo/final")
     assert r.hcm == {} and r.dynamic_sampling is False
     conv = r.conversion.to_conversion()
-    assert (conv.form, conv.layout, conv.variant) == ("cot", "pairs", "train")
+    assert (conv.form, conv.layout, conv.variant) == ("cot", "pairs", "eval")
     with pytest.raises(RecipeError, match="key=value"):
         parse_overrides(["limit"])
 
