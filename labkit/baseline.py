@@ -30,7 +30,7 @@ steps) and ``eval/predictions.jsonl`` + ``eval/results.json``, the same files an
 unparsed, n_per_dimension) plus ``auc`` (`labkit.metrics.candidate_auc` of P(acceptable)) and
 each row's ``p_ok``.
 
-    labkit baseline --data runs/demo/data --out runs/baseline --recipe recipes/small/baseline-cnn.yaml
+    labkit baseline --data runs/demo/data --out runs/baseline --recipe recipes/baseline/cnn-small.yaml
     labkit ablate --recipe-set small --arms baseline-cnn --out runs/demo   # as an arm of a recipe set
 
 Speed (docs/training.md, "CNN baseline"): one CPU thread by default (``threads``), so it measures
@@ -56,7 +56,7 @@ RULES = ("top1", "all")
 
 @dataclass
 class BaselineConfig:
-    """The CNN baseline's settings (recipe YAML keys; see recipes/small/baseline-cnn.yaml)."""
+    """The CNN baseline's settings (recipe YAML keys; see recipes/baseline/cnn-small.yaml)."""
 
     image_size: int = field(default=64, metadata={"help": "input side in px (the data's images are resized)"})
     width: int = field(default=16, metadata={"help": "channels of the first conv layer (x2, x4, x8 after); 16 = ~0.3M parameters"})
@@ -255,8 +255,12 @@ def choose_rule(p_ok: np.ndarray, ok: np.ndarray, rule: str = "auto", threshold:
 
 # ----------------------------------------------------------------------------- training
 
-def train_model(cfg: BaselineConfig, X, Y, ok: np.ndarray, *, progress: bool = True, log_path=None):
-    """Train the CNN on ``X``/``Y``/``ok`` (`load_arrays`) within the config's budget; returns (model, log)."""
+def train_model(cfg: BaselineConfig, X, Y, ok: np.ndarray, *, progress: bool = True, log_path=None,
+                callback=None, callback_every: int = 100):
+    """Train the CNN on ``X``/``Y``/``ok`` (`load_arrays`) within the config's budget; returns (model, log).
+
+    ``callback(step, model)``, if given, runs every ``callback_every`` steps (e.g. a held-out AUC;
+    it may switch the model to eval mode, training switches it back)."""
     import torch
     import torch.nn.functional as F
     from tqdm.auto import tqdm
@@ -295,6 +299,9 @@ def train_model(cfg: BaselineConfig, X, Y, ok: np.ndarray, *, progress: bool = T
             loss.backward()
             opt.step()
             losses.append(loss.item())
+            if callback is not None and (step + 1) % callback_every == 0:
+                callback(step + 1, model)
+                model.train()
             if (step + 1) % 25 == 0:
                 mean = float(np.mean(losses[-25:]))
                 bar.set_postfix(loss=f"{mean:.3f}")

@@ -4,13 +4,13 @@ Trains a small CNN over (original, candidate, siblings) on the training split's 
 labels within a fixed CPU budget, chooses its decision rule and threshold on the training split,
 and evaluates it on the test split: ``RUN/model.safetensors``, ``RUN/baseline.json`` and
 ``RUN/eval/predictions.jsonl`` + ``results.json`` (the evaluator's files, plus the per-candidate AUC).
-Settings come from a recipe YAML (default recipes/small/baseline-cnn.yaml) and ``--set key=value``.
+Settings come from a recipe YAML (default recipes/baseline/cnn-small.yaml) and ``--set key=value``.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-DEFAULT_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "small" / "baseline-cnn.yaml"
+DEFAULT_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "baseline" / "cnn-small.yaml"
 
 
 def register(sub):
