@@ -62,7 +62,7 @@ class BaselineConfig:
     width: int = field(default=16, metadata={"help": "channels of the first conv layer (x2, x4, x8 after); 16 = ~0.3M parameters"})
     context: bool = field(default=True, metadata={"help": "add the candidate-minus-siblings feature map"})
     aux_dimensions: bool = field(default=True, metadata={"help": "also predict the four defect dimensions (auxiliary loss)"})
-    steps: int = field(default=1200, metadata={"help": "optimizer steps (the budget that makes runs reproducible)"})
+    steps: int = field(default=700, metadata={"help": "optimizer steps (the budget that makes runs reproducible)"})
     max_train_s: float | None = field(default=240.0, metadata={"help": "wall-clock cap on training in seconds (null = none); the lr schedule follows whichever budget runs out first"})
     batch_size: int = field(default=32, metadata={"help": "samples per step (each with its four candidates)"})
     lr: float = field(default=3e-3, metadata={"help": "peak learning rate (AdamW)"})
@@ -388,8 +388,17 @@ def train_baseline(data_dir, out_dir, cfg: BaselineConfig | None = None, *, spli
     check_config(cfg)
     if split == cfg.train_split:
         raise ValueError(f"the baseline is evaluated on {split!r}, the split it trains on; pick another split")
+    threads = torch.get_num_threads()
+    try:
+        return _train_and_evaluate(data_dir, Path(out_dir), cfg, split, limit, progress)
+    finally:
+        torch.set_num_threads(threads)  # the next arm of an ablation keeps the process's own setting
+
+
+def _train_and_evaluate(data_dir, out_dir: Path, cfg: BaselineConfig, split: str, limit, progress: bool) -> dict:
+    import torch
+
     t0 = time.time()
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

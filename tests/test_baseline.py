@@ -27,8 +27,13 @@ def learn_data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(learn_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("baseline-run")
-    cfg = BaselineConfig(image_size=64, width=16, steps=120, batch_size=32, max_train_s=None, seed=0)
-    return out, cfg, train_baseline(learn_data, out, cfg, progress=False)
+    import torch
+
+    threads = torch.get_num_threads()
+    cfg = BaselineConfig(image_size=64, width=16, steps=120, batch_size=32, max_train_s=None, seed=0, threads=1)
+    res = train_baseline(learn_data, out, cfg, progress=False)
+    assert torch.get_num_threads() == threads  # the caller's thread count is restored (later ablation arms)
+    return out, cfg, res
 
 
 def test_cnn_learns_within_a_short_budget(trained):
