@@ -17,14 +17,18 @@ arm comes after the arms it needs::
 
 Arm kinds: ``train`` (the default when ``recipe`` is given: SFT or GRPO through `labkit.sft` /
 `labkit.grpo` / `labkit.hcm`, then evaluated), ``eval`` (evaluate an existing model), ``mine``
-(`labkit.hcm.mine_hard` on the training split). Every recipe gets the overrides
+(`labkit.hcm.mine_hard` on the training split), ``baseline`` (the discriminative CNN of
+`labkit.baseline`; ``recipe`` is its settings YAML, ``set`` overrides them; trained on the set's
+training split and scored on the same evaluation split with the same metric; it has no VLM
+model, so tools that load an arm's model skip it). Every recipe gets the overrides
 ``run_dir=OUT``, ``arm=NAME`` (so it trains into ``OUT/NAME``), ``data``, ``seed``, plus the arm's
 own ``set`` (dotted keys). Every scored arm is evaluated by `labkit.evaluate.evaluate` on the
 same split with the arm's conversion (form, layout, variant, image size) and the set's
 generation settings.
 
 Outputs in OUT: ``results.json`` (per arm: overall, per_dimension, random_baseline, n, unparsed,
-wall_s, train_s, eval_s, kind, tables, dir; plus ``mining`` counts), ``report.html``
+auc (per-candidate AUC, where the arm has one), wall_s, train_s, eval_s, kind, tables, dir; plus
+``mining`` counts; several seeds: `labkit.seeds` and the format in `labkit.report`), ``report.html``
 (`labkit.report`), and per arm ``OUT/NAME/done.json``: the arm's result, the marker that it is
 finished. A rerun skips arms with a marker; an arm without one continues: a trained model
 (``final/``) is only evaluated, otherwise training resumes from the last ``checkpoint-*``
@@ -43,7 +47,7 @@ from typing import Any
 
 from labkit.recipes import check_recipes, resolve_recipe_path
 
-ARM_KINDS = ("train", "eval", "mine")
+ARM_KINDS = ("train", "eval", "mine", "baseline")
 RECIPE_SETS_DIR = Path(__file__).resolve().parent.parent / "recipes" / "sets"
 
 
@@ -52,8 +56,8 @@ class Arm:
     """One arm of a recipe set."""
 
     name: str = field(metadata={"help": "arm name; also its folder OUT/NAME"})
-    kind: str = field(default="train", metadata={"help": "train | eval | mine"})
-    recipe: str | None = field(default=None, metadata={"help": "recipe YAML (train arms)"})
+    kind: str = field(default="train", metadata={"help": "train | eval | mine | baseline"})
+    recipe: str | None = field(default=None, metadata={"help": "recipe YAML (train and baseline arms)"})
     model: str | None = field(default=None, metadata={"help": "model folder (eval and mine arms); may use {run_dir}"})
     conversion: dict = field(default_factory=dict, metadata={"help": "form/layout/variant/image_size for eval and mine arms"})
     set: dict = field(default_factory=dict, metadata={"help": "recipe overrides, dotted keys"})
@@ -112,8 +116,8 @@ def load_recipe_set(name_or_path) -> RecipeSet:
         arm = Arm(**a)
         if arm.kind not in ARM_KINDS:
             raise ValueError(f"{where}: arm {arm.name!r}: kind must be one of {', '.join(ARM_KINDS)}")
-        if arm.kind == "train" and not arm.recipe:
-            raise ValueError(f"{where}: arm {arm.name!r}: a train arm needs a recipe")
+        if arm.kind in ("train", "baseline") and not arm.recipe:
+            raise ValueError(f"{where}: arm {arm.name!r}: a {arm.kind} arm needs a recipe")
         if arm.kind in ("eval", "mine") and not arm.model:
             raise ValueError(f"{where}: arm {arm.name!r}: an {arm.kind} arm needs a model")
         if arm.name in seen:
@@ -171,7 +175,8 @@ def _uptime() -> str:
 class Runner:
     """Runs the arms of a recipe set into ``out`` (see the module docstring)."""
 
-    def __init__(self, recipe_set: RecipeSet, out, *, seed: int = 0, progress: bool = True, evaluation: dict | None = None):
+    def __init__(self, recipe_set: RecipeSet, out, *, seed: int = 0, progress: bool = True, evaluation: dict | None = None,
+                 data_dir=None, data_seed: int | None = None):
         self.rs = recipe_set
         self.out = Path(out)
         self.seed = seed
@@ -179,7 +184,9 @@ class Runner:
         self.evaluation = {"split": "test", "batch_size": 8}
         self.evaluation.update(recipe_set.evaluation)
         self.evaluation.update(evaluation or {})
-        self.data_dir = Path(_fmt(recipe_set.data.get("dir", "{run_dir}/data"), self.out))
+        # data_dir / data_seed: several seeds' runners share one dataset (`labkit.seeds`).
+        self.data_dir = Path(data_dir) if data_dir else Path(_fmt(recipe_set.data.get("dir", "{run_dir}/data"), self.out))
+        self.data_seed = data_seed
         self.results_path = self.out / "results.json"
 
     # ------------------------------------------------------------------ setup
@@ -193,7 +200,7 @@ class Runner:
 
             t = time.time()
             kw = dict(synth)
-            kw.setdefault("seed", self.seed)
+            kw.setdefault("seed", self.seed if self.data_seed is None else self.data_seed)
             make_dataset(self.data_dir, **kw)
             times["data_s"] = time.time() - t
         elif not self.data_dir.exists():
@@ -285,6 +292,15 @@ class Runner:
         res.update(train_s=0.0, eval_s=time.time() - t, model=_fmt(arm.model, self.out))
         return res
 
+    def run_baseline(self, arm: Arm, arm_dir: Path) -> dict:
+        from labkit.baseline import load_config, train_baseline
+
+        cfg = load_config(arm.recipe, {"seed": self.seed, **{k: _fmt(v, self.out) for k, v in arm.set.items()}})
+        res = train_baseline(self.data_dir, arm_dir, cfg, split=self.evaluation.get("split", "test"),
+                             limit=self.evaluation.get("limit"), progress=self.progress)
+        res.update(model=str(arm_dir / "model.safetensors"), recipe=str(arm.recipe))
+        return res
+
     def run_mine(self, arm: Arm, arm_dir: Path) -> dict:
         from labkit.hcm import mine_hard
 
@@ -310,7 +326,8 @@ class Runner:
         arm_dir.mkdir(parents=True, exist_ok=True)
         print(f"\n=== arm {arm.name} ({arm.kind}) ===", flush=True)
         t, cpu = time.time(), time.process_time()
-        res = {"train": self.run_train, "eval": self.run_eval, "mine": self.run_mine}[arm.kind](arm, arm_dir)
+        run = {"train": self.run_train, "eval": self.run_eval, "mine": self.run_mine, "baseline": self.run_baseline}[arm.kind]
+        res = run(arm, arm_dir)
         # cpu_s: this process's CPU time (all threads); with other jobs on the machine wall_s grows, cpu_s much less.
         res.update(kind=arm.kind, tables=list(arm.tables), dir=arm.name, wall_s=time.time() - t, cpu_s=time.process_time() - cpu,
                    description=arm.description, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -321,7 +338,7 @@ class Runner:
     def run(self, names: list[str] | None = None, *, report: bool = True) -> dict:
         t0 = time.time()
         check_recipes({a.name: (lambda a=a: load_arm_recipe(a, self.out, self.data_dir, self.seed))
-                       for a in select_arms(self.rs, names) if a.recipe})  # fail fast, before any arm runs
+                       for a in select_arms(self.rs, names) if a.recipe and a.kind == "train"})  # fail fast, before any arm runs
         setup = self.setup()
         results = self.collect()
         results["setup"] = setup
@@ -351,8 +368,10 @@ class Runner:
                 results["mining"]["dir"] = arm.name
                 continue
             results["arms"][arm.name] = {k: res.get(k) for k in (
-                "overall", "per_dimension", "random_baseline", "random_per_dimension", "n", "unparsed", "wall_s", "cpu_s",
+                "overall", "per_dimension", "random_baseline", "random_per_dimension", "n", "unparsed", "auc", "wall_s", "cpu_s",
                 "train_s", "eval_s", "kind", "tables", "dir", "model", "description", "conversion")}
+            if arm.kind == "baseline":
+                results["arms"][arm.name].update({k: res.get(k) for k in ("rule", "threshold", "train_score", "image_size", "params")})
         setup = results.get("setup") or {}
         results["minutes"] = (sum((r.get("wall_s") or 0) for r in results["arms"].values())
                               + ((results["mining"] or {}).get("wall_s") or 0) + sum(setup.values())) / 60

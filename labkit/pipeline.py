@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 # The arms `make demo` runs by default, in the recipe set's order (dependencies are added).
-DEMO_ARMS = ("base-cot", "sft", "mine", "grpo", "dpa-grpo", "hcm-grpo")
+DEMO_ARMS = ("base-cot", "sft", "mine", "grpo", "dpa-grpo", "hcm-grpo", "baseline-cnn")
 
 # `--quick`: the tiny model and a handful of samples and steps per arm: every code path in
 # seconds, nothing learned (for smoke tests and CI).

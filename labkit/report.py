@@ -4,8 +4,11 @@
 
 `write_report(run_dir, results)` draws, from the ablation's ``results.json`` and the arm folders:
 
-- ``fig-scores``: overall score per arm (bars) against the random baseline (a line);
-- ``fig-dimensions``: per-dimension scores per arm (grouped bars);
+- ``fig-scores``: overall score per arm (bars) against the random baseline (a line); with several
+  seeds the bars are the means and carry error bars (one standard deviation over the seeds);
+- ``fig-dimensions``: per-dimension scores per arm (grouped bars, error bars with several seeds);
+- ``fig-auc``: the per-candidate acceptable-vs-defective AUC per arm, overall and per dimension
+  (error bars with several seeds; arms without an ``auc`` are left out);
 - ``fig-rewards``: the mean reward per logged step of each GRPO arm (from ``train_log.jsonl``);
 - ``fig-hard-easy``: the mined hard/easy counts and, per HCM arm, the hard and easy prompts drawn
   in each logical epoch (from ``hcm_epochs.jsonl``);
@@ -13,7 +16,33 @@
   small inline data-URL thumbnails.
 
 Each figure's JSON is embedded as ``<script type="application/json" id="fig-NAME">`` and drawn by
-plotly.js, inlined once, so the page works offline and tests can read the numbers back.
+plotly.js, inlined once, so the page works offline and tests can read the numbers back. Arms of
+kind ``baseline`` (the discriminative CNN, `labkit.baseline`) stand beside the VLM arms in every
+table and chart.
+
+results.json
+------------
+Single seed (`labkit.ablate.Runner`)::
+
+    {"recipe_set": "small", "seed": 0, "data": ..., "evaluation": {...}, "minutes": 12.3,
+     "mining": {"n", "hard", "easy", "dir", ...} | null,
+     "arms": {"sft": {"overall": 41.0, "per_dimension": {dim: %}, "random_baseline": 34.2,
+                      "random_per_dimension": {...}, "n": 100, "unparsed": 0,
+                      "auc": {"overall", "first", "per_dimension": {dim: auc}, "n"} (absent if the arm has none),
+                      "wall_s", "cpu_s", "train_s", "eval_s", "kind", "tables", "dir", "model", "description"}}}
+
+Several seeds (`labkit.seeds`, ``labkit ablate --seeds 0,1,2``): the same keys, so readers that
+pick the best arm by ``overall`` work unchanged, with ``overall``, ``per_dimension``, ``auc`` and
+the timings now the **means** over the seeds, plus::
+
+    "seed": null, "seeds": [0, 1, 2], "data_seed": 0, "per_seed_results": {"0": "seed-0/results.json", ...},
+    "arms": {"sft": {..., "n_seeds": 3, "seeds": [0, 1, 2],
+                     "std": {"overall", "per_dimension": {dim: sd}, "auc": {"overall", "first", "per_dimension"}, ...},
+                     "per_seed": {"0": {"overall", "per_dimension", "auc", "unparsed", "wall_s", "dir"}, ...},
+                     "dir": "seed-0/sft"}}
+
+``std`` is the sample standard deviation (n - 1), None with one seed; ``dir`` is the first seed's
+arm folder (its predictions and training curves are the ones drawn).
 """
 from __future__ import annotations
 
@@ -23,7 +52,7 @@ import io
 import json
 from pathlib import Path
 
-FIGURES = ("scores", "dimensions", "rewards", "hard-easy")
+FIGURES = ("scores", "dimensions", "auc", "rewards", "hard-easy")
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -49,13 +78,30 @@ def reward_curve(arm_dir: Path) -> tuple[list[int], list[float]]:
     return steps, rewards
 
 
+def _std(r: dict, *path):
+    """A standard deviation from an arm's ``std`` (None if absent: a single seed)."""
+    v = r.get("std") or {}
+    for p in path:
+        v = (v or {}).get(p) if isinstance(v, dict) else None
+    return v
+
+
+def _error_bars(values: list) -> dict | None:
+    """plotly ``error_y`` for a list of stds, or None when no value has one."""
+    if all(v is None for v in values):
+        return None
+    return dict(type="data", array=[0 if v is None else v for v in values], visible=True)
+
+
 def score_figure(results: dict):
     import plotly.graph_objects as go
 
     arms = [a for a, r in results["arms"].items() if r.get("overall") is not None]
+    rows = [results["arms"][a] for a in arms]
     fig = go.Figure()
-    fig.add_bar(x=arms, y=[results["arms"][a]["overall"] for a in arms], name="score",
-                text=[f"{results['arms'][a]['overall']:.1f}" for a in arms], textposition="outside")
+    fig.add_bar(x=arms, y=[r["overall"] for r in rows], name="score" if not results.get("seeds") else "mean score",
+                error_y=_error_bars([_std(r, "overall") for r in rows]),
+                text=[f"{r['overall']:.1f}" for r in rows], textposition="outside")
     fig.add_scatter(x=arms, y=[results["arms"][a]["random_baseline"] for a in arms], mode="lines+markers",
                     name="random baseline", line=dict(dash="dash", color="black"))
     fig.update_layout(title="Overall score per arm (%) vs the random baseline", yaxis_title="score (%)",
@@ -74,10 +120,39 @@ def dimension_figure(results: dict):
                 dims.append(d)
     fig = go.Figure()
     for a in arms:
-        per = results["arms"][a]["per_dimension"]
-        fig.add_bar(x=dims, y=[per.get(d) for d in dims], name=a)
+        r = results["arms"][a]
+        per = r["per_dimension"]
+        fig.add_bar(x=dims, y=[per.get(d) for d in dims], name=a,
+                    error_y=_error_bars([_std(r, "per_dimension", d) for d in dims]))
     fig.update_layout(barmode="group", title="Score per dimension (%)", yaxis_title="score (%)",
                       yaxis_range=[0, 105], height=420)
+    return fig
+
+
+def auc_figure(results: dict):
+    """Per-candidate AUC per arm: one bar group per arm (overall, then each dimension), 0.5 = chance."""
+    import plotly.graph_objects as go
+
+    arms = [a for a, r in results["arms"].items() if (r.get("auc") or {}).get("overall") is not None]
+    dims: list[str] = []
+    for a in arms:
+        dims += [d for d in results["arms"][a]["auc"].get("per_dimension") or {} if d not in dims]
+    fig = go.Figure()
+    for part in ("overall", *dims):
+        ys, errs = [], []
+        for a in arms:
+            r = results["arms"][a]
+            if part == "overall":
+                ys.append(r["auc"].get("overall"))
+                errs.append(_std(r, "auc", "overall"))
+            else:
+                ys.append((r["auc"].get("per_dimension") or {}).get(part))
+                errs.append(_std(r, "auc", "per_dimension", part))
+        fig.add_bar(x=arms, y=ys, name=part, error_y=_error_bars(errs))
+    if arms:
+        fig.add_scatter(x=arms, y=[0.5] * len(arms), mode="lines", name="chance", line=dict(dash="dash", color="black"))
+    fig.update_layout(barmode="group", title="Per-candidate AUC (acceptable vs defective) per arm, overall and per dimension",
+                      yaxis_title="AUC", yaxis_range=[0, 1.05], height=420, margin=dict(t=50, b=120))
     return fig
 
 
@@ -176,19 +251,25 @@ def top_answer(pred_path: Path) -> str:
 
 
 def _table_html(results: dict, table: int | None = None, run_dir: Path | None = None) -> str:
-    head = ("<tr><th>arm</th><th>kind</th><th>overall</th><th>random</th><th>n</th><th>unparsed</th>"
-            "<th>most common answer</th><th>minutes</th></tr>")
+    seeds = bool(results.get("seeds"))
+    head = ("<tr><th>arm</th><th>kind</th><th>overall</th><th>random</th><th>AUC</th><th>n</th><th>unparsed</th>"
+            "<th>most common answer</th><th>minutes</th>" + ("<th>per seed</th>" if seeds else "") + "</tr>")
     body = []
     for arm, r in results["arms"].items():
         if table is not None and table not in (r.get("tables") or []):
             continue
         def f(x, nd=2):
             return "-" if x is None else f"{x:.{nd}f}"
+        def pm(x, sd, nd=2):
+            return f(x, nd) + ("" if sd is None or x is None else f" ± {sd:.{nd}f}")
+        auc = (r.get("auc") or {}).get("overall")
+        per_seed = ", ".join(f(v.get("overall"), 1) for v in (r.get("per_seed") or {}).values())
         body.append(f"<tr><td>{html.escape(arm)}</td><td>{html.escape(str(r.get('kind', '')))}</td>"
-                    f"<td>{f(r.get('overall'))}</td><td>{f(r.get('random_baseline'))}</td><td>{r.get('n', '-')}</td>"
-                    f"<td>{r.get('unparsed', '-')}</td>"
+                    f"<td>{pm(r.get('overall'), _std(r, 'overall'))}</td><td>{f(r.get('random_baseline'))}</td>"
+                    f"<td>{pm(auc, _std(r, 'auc', 'overall'), 3)}</td><td>{r.get('n', '-')}</td>"
+                    f"<td>{f(r.get('unparsed'), 1) if isinstance(r.get('unparsed'), float) else r.get('unparsed', '-')}</td>"
                     f"<td>{html.escape(top_answer(run_dir / r.get('dir', arm) / 'eval' / 'predictions.jsonl')) if run_dir else '-'}</td>"
-                    f"<td>{f((r.get('wall_s') or 0) / 60, 1)}</td></tr>")
+                    f"<td>{f((r.get('wall_s') or 0) / 60, 1)}</td>" + (f"<td>{per_seed}</td>" if seeds else "") + "</tr>")
     return f"<table>{head}{''.join(body)}</table>"
 
 
@@ -206,6 +287,7 @@ def write_report(run_dir, results: dict | None = None, *, title: str = "HCM-GRPO
     figs = {
         "scores": score_figure(results),
         "dimensions": dimension_figure(results),
+        "auc": auc_figure(results),
         "rewards": reward_figure(run_dir, results),
         "hard-easy": hard_easy_figure(run_dir, results),
     }
@@ -221,12 +303,18 @@ def write_report(run_dir, results: dict | None = None, *, title: str = "HCM-GRPO
     for t, what in ((4, "the base model and the cold start"), (6, "RL from the SFT model"), (7, "data of the late epochs")):
         if any(t in (r.get("tables") or []) for r in results["arms"].values()):
             tables_part += f"<h3>Paper Table {t}: {what}</h3>" + _table_html(results, t, run_dir)
+    seeds_note = ""
+    if results.get("seeds"):
+        seeds_note = (f"<p>Means over seeds {', '.join(map(str, results['seeds']))} (one dataset, data seed "
+                      f"{results.get('data_seed', 0)}); ± and the error bars are one standard deviation over the seeds. "
+                      "Each seed's own report: seed-S/report.html.</p>")
     fig_parts = []
     for name, fig in figs.items():
         fig_json = fig.to_json().replace("</", "<\\/")
         fig_parts.append(f'<div id="plot-{name}" class="plot"></div>\n'
                          f'<script type="application/json" id="fig-{name}">{fig_json}</script>')
-    meta = {k: results.get(k) for k in ("recipe_set", "seed", "minutes", "minutes_this_run", "uptime_start", "uptime_end")}
+    meta = {k: results.get(k) for k in ("recipe_set", "seed", "seeds", "minutes", "minutes_this_run", "uptime_start", "uptime_end")
+            if k in results}
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -244,12 +332,17 @@ pre {{ white-space: pre-wrap; font-size: 12px; background: #f7f7f7; padding: 6px
 <h2>Scores</h2>
 {_table_html(results, None, run_dir)}
 {tables_part}
+{seeds_note}
 {fig_parts[0]}
 {fig_parts[1]}
-<h2>Training</h2>
+<h2>Per-candidate AUC</h2>
+<p>How well each arm's scores rank acceptable candidates above defective ones (0.5 = chance): the VLM arms' P(ok) at
+their verdicts, the CNN baseline's P(acceptable).</p>
 {fig_parts[2]}
-<h2>Hard cases</h2>
+<h2>Training</h2>
 {fig_parts[3]}
+<h2>Hard cases</h2>
+{fig_parts[4]}
 <h3>Gallery: hard cases of the SFT model (training split)</h3>
 {gallery_part}
 <script>
