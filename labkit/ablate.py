@@ -195,7 +195,9 @@ class Runner:
         times = {}
         self.out.mkdir(parents=True, exist_ok=True)
         synth = self.rs.data.get("synth")
-        if synth and not (self.data_dir / "manifest.json").exists() and not any(self.data_dir.glob("*/*.parquet")):
+        have_data = (self.data_dir / "dataset.json").exists() or any(self.data_dir.glob("*.parquet")) or any(
+            self.data_dir.glob("*/*.parquet"))
+        if synth and not have_data:
             from labkit.synth import make_dataset
 
             t = time.time()
