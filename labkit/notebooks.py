@@ -85,7 +85,7 @@ class Profile:
     originals: int = field(default=2, metadata={"help": "originals notebook 01 sends through the FLUX pipeline"})
     annotate_limit: int = field(default=8, metadata={"help": "samples notebook 02 sends to the judge per method"})
     judge_max_new_tokens: int = field(default=48, metadata={"help": "reply budget of the local judge"})
-    image_size: int | None = field(default=56, metadata={"help": "image side the models see (None: the processor's)"})
+    image_size: int | None = field(default=64, metadata={"help": "image side the models see (None: the processor's)"})
 
 
 def profile(small: bool = True, quick: bool = False) -> Profile:
@@ -114,7 +114,7 @@ def profile(small: bool = True, quick: bool = False) -> Profile:
         )
     return Profile(
         # The `small` recipe set's sizes (recipes/sets/small.yaml), plus a pseudo_label split for stage 1.1.
-        name="small", synth=dict(train=256, test=100, pseudo=128, size=56, seed=0, cot_style="short"),
+        name="small", synth=dict(train=2000, test=400, pseudo=128, size=224, seed=0, cot_style="short"),
         model_size="small",
         evaluation=dict(split="test", batch_size=20),
         originals=4, annotate_limit=16, judge_max_new_tokens=64,
@@ -157,7 +157,8 @@ def lab_recipe_set(prof: Profile, data_dir, run_dir, *, table5: bool = True):
     raw["name"] = f"notebooks-{prof.name}"
     raw["description"] = f"the notebooks' arms ({prof.name} mode), derived from recipes/sets/{prof.recipe_set}.yaml"
     raw["data"] = {"dir": str(Path(data_dir).resolve())}
-    if prof.base_model is None:
+    if prof.base_model is None and (prof.name == "quick" or "pretrained" not in (raw.get("base") or {})):
+        # quick mode: the tiny random model; small mode keeps the set's base (the lab's pretrained small VLM)
         raw["base"] = {"dir": "{run_dir}/base-model", "build": {"arch": prof.model_arch, "size": prof.model_size}}
     evaluation = dict(raw.get("evaluation") or {})
     evaluation.update(prof.evaluation)

@@ -31,7 +31,7 @@
 #   only, all, all + as many random extra samples as there are hard ones, or all + hard.
 
 # %% tags=["parameters"]
-SMALL = True            # True: CPU, synthetic data, the small random-init InternVL, minutes. False: GPU settings below.
+SMALL = True            # True: CPU, synthetic data, the lab's pretrained small InternVL, minutes. False: GPU settings below.
 QUICK = False           # True: the CI settings (a tiny model, a few samples and steps): a smoke run.
 DATA_DIR = "data/lab"
 RUN_DIR = "runs/lab"    # 03 trained RUN_DIR/sft
@@ -121,6 +121,13 @@ for a in ARMS[1:]:
     assert math.isfinite(r["overall"]) and 0 <= r["overall"] <= 100, a
     assert r["random_baseline"] == arms["sft"]["random_baseline"], a   # same test samples for every arm
     assert (Path(r["model"]) / "config.json").exists(), a
+if SMALL and not QUICK:
+    # Full small mode (docs/training.md): the RL arms keep what SFT learned: well above random,
+    # verdicts that still rank the candidates.
+    for a in ("grpo", "dpa-grpo", "hcm-grpo"):
+        r = arms[a]
+        assert r["overall"] >= r["random_baseline"] + 10, (a, r["overall"], r["random_baseline"])
+        assert r["auc"]["overall"] >= 0.7, (a, r["auc"])
 
 # %% [markdown]
 # ## Table 6: from the SFT model
