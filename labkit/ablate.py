@@ -371,7 +371,8 @@ class Runner:
                 continue
             results["arms"][arm.name] = {k: res.get(k) for k in (
                 "overall", "per_dimension", "random_baseline", "random_per_dimension", "n", "unparsed", "auc", "wall_s", "cpu_s",
-                "train_s", "eval_s", "kind", "tables", "dir", "model", "description", "conversion")}
+                "train_s", "eval_s", "kind", "tables", "dir", "model", "description", "conversion", "top1", "swap_auc",
+                "swap_overall")}
             if arm.kind == "baseline":
                 results["arms"][arm.name].update({k: res.get(k) for k in ("rule", "threshold", "train_score", "image_size", "params")})
         setup = results.get("setup") or {}

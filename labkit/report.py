@@ -252,7 +252,8 @@ def top_answer(pred_path: Path) -> str:
 
 def _table_html(results: dict, table: int | None = None, run_dir: Path | None = None) -> str:
     seeds = bool(results.get("seeds"))
-    head = ("<tr><th>arm</th><th>kind</th><th>overall</th><th>random</th><th>AUC</th><th>n</th><th>unparsed</th>"
+    head = ("<tr><th>arm</th><th>kind</th><th>overall</th><th>random</th><th>AUC</th><th>first-candidate AUC</th>"
+            "<th>AUC, images swapped</th><th>top-1 rule</th><th>n</th><th>unparsed</th>"
             "<th>most common answer</th><th>minutes</th>" + ("<th>per seed</th>" if seeds else "") + "</tr>")
     body = []
     for arm, r in results["arms"].items():
@@ -266,7 +267,10 @@ def _table_html(results: dict, table: int | None = None, run_dir: Path | None = 
         per_seed = ", ".join(f(v.get("overall"), 1) for v in (r.get("per_seed") or {}).values())
         body.append(f"<tr><td>{html.escape(arm)}</td><td>{html.escape(str(r.get('kind', '')))}</td>"
                     f"<td>{pm(r.get('overall'), _std(r, 'overall'))}</td><td>{f(r.get('random_baseline'))}</td>"
-                    f"<td>{pm(auc, _std(r, 'auc', 'overall'), 3)}</td><td>{r.get('n', '-')}</td>"
+                    f"<td>{pm(auc, _std(r, 'auc', 'overall'), 3)}</td>"
+                    f"<td>{pm((r.get('auc') or {}).get('first'), _std(r, 'auc', 'first'), 3)}</td>"
+                    f"<td>{f((r.get('swap_auc') or {}).get('overall'), 3)}</td>"
+                    f"<td>{f((r.get('top1') or {}).get('overall'), 1)}</td><td>{r.get('n', '-')}</td>"
                     f"<td>{f(r.get('unparsed'), 1) if isinstance(r.get('unparsed'), float) else r.get('unparsed', '-')}</td>"
                     f"<td>{html.escape(top_answer(run_dir / r.get('dir', arm) / 'eval' / 'predictions.jsonl')) if run_dir else '-'}</td>"
                     f"<td>{f((r.get('wall_s') or 0) / 60, 1)}</td>" + (f"<td>{per_seed}</td>" if seeds else "") + "</tr>")
@@ -330,6 +334,13 @@ pre {{ white-space: pre-wrap; font-size: 12px; background: #f7f7f7; padding: 6px
 <h1>{html.escape(title)}</h1>
 <p>{html.escape(json.dumps(meta))}</p>
 <h2>Scores</h2>
+<p><i>overall</i>: the paper's metric on the generated answers. <i>AUC</i>: how well the arm's own
+P(ok) at each verdict ranks acceptable above defective candidates; <i>first-candidate AUC</i>: the
+same for candidate A only, where no earlier verdict can leak into it; <i>AUC, images swapped</i>:
+the image-swap control (each sample's images replaced by the next sample's; what is left comes from
+the text, the gap from vision); <i>top-1 rule</i>: the metric for a fixed rule on the same
+probabilities (the candidate with the highest P(ok), never N), beside the generated answers, not
+instead of them.</p>
 {_table_html(results, None, run_dir)}
 {tables_part}
 {seeds_note}
