@@ -98,6 +98,13 @@ def client_message(text: str) -> str:
     return _PATH.sub("<path>", str(text))
 
 
+def downscale_note(images: list) -> str:
+    """" Downscaled on load: candidate D 12000x12000 -> 1000x1000." for images over the pixel cap."""
+    done = [f"{what} {im.info['original_size'][0]}x{im.info['original_size'][1]} -> {im.width}x{im.height}"
+            for what, im in zip(WHAT, images) if im.info.get("original_size")]
+    return (" Downscaled on load: " + "; ".join(done) + ".") if done else ""
+
+
 def collect_images(original, a, b, c, d, max_pixels: int | None = None) -> list:
     """The five images in order, each checked; every problem is named in one message."""
     values = [original, a, b, c, d]

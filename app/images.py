@@ -54,6 +54,13 @@ def open_capped(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
     if f == 1:
         img.load()
         return img if img.mode == "RGB" else img.convert("RGB")
+    out = _reduced(img, path, f, max_pixels)
+    out.info["original_size"] = (width, height)  # the app says what it downscaled
+    return out
+
+
+def _reduced(img, path, f: int, max_pixels: int) -> Image.Image:
+    width, height = img.size
     if img.format == "PNG":
         info = _png_header(path)
         if info is not None:

@@ -190,15 +190,17 @@ def build_demo(
                         yield inline("no model is loaded: start the app with --model")
                         return
                     try:
+                        note = ""
                         if picked and picked.get("id"):
                             images = index.images(picked["id"])  # the dataset's own pixels, not the display copies
                         else:
                             images = H.collect_images(orig, a, b, c, d, max_pixels)
+                            note = H.downscale_note(images)
                         steps = H.screen_stream(screener, images, prompt_form or "cot",
                                                 truth=(picked or {}).get("answer"))
                         for step in H.throttle(steps, UI_INTERVAL):
                             yield (step.reasoning, step.answer_text(), *[step.per_candidate[l] for l in LETTERS],
-                                   step.status, H.reasoning_html(step.reasoning, step.done))
+                                   step.status + note, H.reasoning_html(step.reasoning, step.done))
                     except H.UserError as exc:
                         yield inline(exc)
                     except RuntimeError as exc:
