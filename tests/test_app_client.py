@@ -398,7 +398,8 @@ def test_suggestion_is_never_partial_and_contradictions_are_refused(app_files, t
     events = AnnotationStore(store_path).events()
     assert (events[0].cot, events[0].cot_source) == ("", "none")
     assert all(e.cot == "" or e.cot == used[0] for e in events)
-    assert all(e.cot_source == "model" for e in events[1:])
+    # The accepted suggestion is stored as model reasoning (a tiny random model may write only blanks: none).
+    assert all(e.cot_source == ("model" if used[0].strip() else "none") for e in events[1:])
     assert not Path(demo.temp_dir).exists()  # the app's temporary folder is gone after close
 
 
