@@ -42,6 +42,7 @@ def build_annotate_tab(demo, screener, store, index, *, annotator, mined, prefil
     with gr.Tab("Annotate", id="annotate"):
         with gr.Column(elem_id="annotate-panel"):
             state = gr.State({"queue": None, "keys": [], "index": 0, "t0": None})
+            step_back, step_on = gr.Number(-1, visible=False), gr.Number(1, visible=False)
             counts = store.progress(index.name)
             with gr.Row():
                 queue = gr.Radio(list(QUEUES), value="hard" if counts.get("hard") else "unlabelled",
@@ -269,7 +270,6 @@ def build_annotate_tab(demo, screener, store, index, *, annotator, mined, prefil
     prefills.append(then_prefill(queue.change(load_queue, [queue, state], item_outputs, api_name=False)))
     # Open on the first item of the default queue, so the keyboard works at once.
     prefills.append(then_prefill(demo.load(load_queue, [queue, state], item_outputs, api_name=False)))
-    step_back, step_on = gr.Number(-1, visible=False), gr.Number(1, visible=False)
     # A move or a save stops a suggestion still streaming (it belongs to the item left behind).
     streams = [asked, *prefills]
     prefills.append(then_prefill(prev_btn.click(move, [step_back, state], item_outputs, api_name=False,

@@ -431,40 +431,15 @@ class AnnotationStore:
 
         Every id must be a registered sample of ``dataset``. Returns how many were newly marked.
         """
-        ids = read_hard_ids(path)
-        src = source or str(path)
+        from labkit.store_hard import import_hard_cases
 
-        def fn(conn):
-            pks = {}
-            unknown = []
-            for sid in ids:
-                row = conn.execute("SELECT id FROM samples WHERE dataset = ? AND sample_id = ?", (dataset, sid)).fetchone()
-                (unknown.append(sid) if not row else pks.__setitem__(sid, row[0]))
-            if unknown:
-                more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
-                raise StoreError(
-                    f"{path}: {len(unknown)} hard id(s) are not registered samples of {dataset!r}: "
-                    f"{', '.join(unknown[:5])}{more}"
-                )
-            before = conn.total_changes
-            conn.executemany(
-                "INSERT OR IGNORE INTO hard_cases (sample, source, imported_at) VALUES (?, ?, ?)",
-                [(pk, src, _now()) for pk in pks.values()],
-            )
-            return conn.total_changes - before
-
-        return self._write(fn)
+        return import_hard_cases(self, path, dataset, source)
 
     def unmark_hard(self, dataset: str, sample_ids: Iterable[str]) -> int:
         """Remove the hard mark of these samples (unknown or unmarked ids are ignored); returns how many."""
-        def fn(conn):
-            before = conn.total_changes
-            conn.executemany(
-                "DELETE FROM hard_cases WHERE sample = (SELECT id FROM samples WHERE dataset = ? AND sample_id = ?)",
-                [(dataset, str(s)) for s in sample_ids])
-            return conn.total_changes - before
+        from labkit.store_hard import unmark_hard
 
-        return self._write(fn)
+        return unmark_hard(self, dataset, sample_ids)
 
     # -- queues, progress, agreement, export (labkit.store_queries)
     def queue(self, name: str, dataset: str | None = None, annotator: str | None = None, limit: int | None = None) -> list[SampleKey]:

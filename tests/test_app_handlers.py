@@ -395,3 +395,38 @@ def test_display_copies_are_upscaled_sharply():
     big = display_image(img, min_side=384)
     assert big.size == (512, 384) and big.getpixel((7, 7)) == (0, 0, 255) and big.getpixel((8, 8)) == (255, 0, 0)
     assert display_image(Image.new("RGB", (500, 400)), 384).size == (500, 400)
+
+
+# ----------------------------------------------------------------------------- the demo's model
+
+def test_app_serves_the_best_scoring_arm_and_warns_on_a_majority_answer(tmp_path):
+    # results.json ranks the arms by "overall", whatever the arm order; the title names the arm
+    # and score; a model answering N on 7 of 10 test samples gets a warning.
+    from app.ui import model_heading
+    from labkit.cli.app import best_demo_arm, find_demo_model
+
+    demo = tmp_path / "demo"
+    arms = {"hcm-grpo": 31.0, "sft": 44.5, "grpo": 40.0, "base-cot": None}
+    for arm in arms:
+        (demo / arm / "final").mkdir(parents=True)
+        (demo / arm / "final" / "config.json").write_text("{}")
+    (demo / "sft" / "eval").mkdir()
+    (demo / "sft" / "eval" / "predictions.jsonl").write_text(
+        "".join(json.dumps({"id": f"s{i}", "prediction": "N" if i < 7 else "AC"}) + "\n" for i in range(10)))
+    results = {"arms": {a: {"overall": s, "random_baseline": 20.0, "dir": a, "model": str(demo / a / "final")}
+                        for a, s in arms.items()}}
+    (demo / "results.json").write_text(json.dumps(results))
+    best = best_demo_arm(demo)
+    assert (best["arm"], best["score"], best["model"]) == ("sft", 44.5, demo / "sft" / "final")
+    assert "answers N on 7 of 10 test samples (70%)" in best["warning"]
+    assert find_demo_model(demo) == demo / "sft" / "final"
+
+    class Named:
+        name = "final"
+
+    heading, warning = model_heading("Lab", Named(), best)
+    assert heading == "## Lab · model **sft** · test score **44.5** (random guess 20.0)" and "70%" in warning
+    # A balanced model: no warning.
+    (demo / "sft" / "eval" / "predictions.jsonl").write_text(
+        "".join(json.dumps({"prediction": a}) + "\n" for a in ["N", "AC", "B", "N", "D"]))
+    assert best_demo_arm(demo)["warning"] is None
