@@ -143,7 +143,10 @@ class Screener:
         from labkit.models import load
 
         model, processor = load(path)
-        return cls(model, processor, name=Path(str(path)).name, **kw)
+        folder = Path(str(path))
+        # A trained arm's model lives in ARM/final: name it after the arm, not "final".
+        name = folder.parent.name if folder.name in ("final", "model") and folder.parent.name else folder.name
+        return cls(model, processor, name=name, **kw)
 
     def stream(self, images: list, form: str = "cot", variant: str = "train") -> Iterator[str]:
         """Yield the response as it grows (each item: the whole text so far)."""

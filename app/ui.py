@@ -39,7 +39,6 @@ CSS = """
 #reasoning textarea { font-family: ui-monospace, monospace; }
 [id^=screen-] img { width: 100%; height: 100%; object-fit: contain; }
 .verdict { min-height: 6em; max-height: 18em; overflow-y: auto; }
-img { image-rendering: pixelated; }
 .badge { display: inline-block; padding: 0.1em 0.6em; border-radius: 0.8em; font-size: 0.85em; font-weight: 600;
          color: #fff; vertical-align: middle; }
 .badge-accepted { background: #0a7d32; } .badge-rejected { background: #b3261e; }
