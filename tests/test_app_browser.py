@@ -108,7 +108,7 @@ def test_upload_five_images_and_watch_the_reasoning_stream(page, app_url):
 
 
 def test_picked_sample_shows_its_true_label_and_the_verdict(page, app_url):
-    page.click("#screen-pick")
+    page.click("#screen-pick input")
     page.click("li[role=option]:has-text('s0001')")
     page.wait_for_function("document.querySelector('#screen-status').innerText.includes('true label: B')",
                            timeout=30_000)

@@ -46,7 +46,7 @@ def take(url: str, out: Path, sample: str | None = None, timeout_ms: int = 300_0
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.goto(url)
         page.wait_for_selector("#screen-btn", timeout=60_000)
-        page.click("#screen-pick")
+        page.click("#screen-pick input")
         option = page.locator("li[role=option]" + (f":has-text('{sample}')" if sample else "")).first
         option.click()
         page.wait_for_function("document.querySelector('#screen-status').innerText.includes('Loaded sample')",
