@@ -7,7 +7,7 @@ at most +300 MB for one such upload).
 
 Two measurements, side by side in one run:
 
-1. **Decoder alone**, each in a fresh process: peak RSS growth (``ru_maxrss``) of decoding the
+1. **Decoder alone**, each in a fresh process: peak RSS growth (``VmHWM``) of decoding the
    file whole (`labkit.data.open_image`, what the app did before) and capped (`open_capped`).
 2. **Through the app**: the app runs in its own process (the tiny InternVL screener unless
    ``--model``); after a warm-up screening with small images, one ``/screen`` with the huge PNG
@@ -34,16 +34,18 @@ REPO = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
 
 DECODE = """
-import resource, sys, json
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-if sys.argv[1] == "whole":
-    from labkit.data import open_image
-    img = open_image(sys.argv[2])
-else:
-    from app.images import open_capped
-    img = open_capped(sys.argv[2], int(sys.argv[3]))
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"size": img.size, "peak_growth_mb": (after - before) / 1024}))
+import sys, json
+from pathlib import Path
+from labkit.data import open_image
+from app.images import open_capped
+
+def peak_mb():  # VmHWM: the process's peak resident memory
+    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM"))
+    return int(line.split()[1]) / 1024
+
+before = peak_mb()
+img = open_image(sys.argv[2]) if sys.argv[1] == "whole" else open_capped(sys.argv[2], int(sys.argv[3]))
+print(json.dumps({"size": img.size, "peak_growth_mb": peak_mb() - before}))
 """
 
 SERVE = """

@@ -113,8 +113,8 @@ def test_picked_sample_shows_its_true_label_and_the_verdict(page, app_url):
     page.wait_for_function("document.querySelector('#screen-status').innerText.includes('true label: B')",
                            timeout=30_000)
     # The display copy is upscaled (32 px samples shown at 384 px); the model still gets the originals.
-    size = page.eval_on_selector("#screen-original img", "i => i.naturalWidth")
-    assert size >= 384
+    page.wait_for_function("(document.querySelector('#screen-original img') || {}).naturalWidth >= 384",
+                           timeout=30_000)
     page.click("#screen-btn")
     page.wait_for_function("document.querySelector('#screen-status').innerText.includes('Done in')", timeout=60_000)
     status = page.inner_text("#screen-status")

@@ -181,7 +181,7 @@ def default_data(demo_dir: Path) -> Path | None:
 def run_adduser(args) -> int:
     from getpass import getpass
 
-    from app.annotation import add_user
+    from app import handlers as H  # (app.handlers first: it and app.annotation import each other)
 
     if not args.name:
         raise ValueError("adduser needs a NAME: labkit app adduser NAME --auth-file FILE")
@@ -193,7 +193,7 @@ def run_adduser(args) -> int:
         password = getpass(f"password for {args.name}: ")
         if getpass("again: ") != password:
             raise ValueError("the passwords differ")
-    add_user(args.auth_file, args.name, password, args.role)
+    H.add_user(args.auth_file, args.name, password, args.role)
     print(f"labkit app: {args.name} ({args.role}) written to {args.auth_file} as a scrypt hash")
     return 0
 
