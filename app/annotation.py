@@ -4,19 +4,28 @@ annotation store, what the Annotate tab shows, progress and agreement figures, l
 - `SampleIndex`: a dataset folder's samples by id; `read_mined_responses`: the model responses
   of an HCM mining file (``hard_cases.jsonl``), which prefill the reasoning of hard cases.
 - `build_label`: checkboxes and tags -> a label the store accepts; `save_label`, `undo_label`.
-- `item_view`: the images, the annotator's current label, the reasoning to prefill and the
-  other annotators' answers for one queue item.
+- `item_view`: the images, the annotator's current label and reasoning, the model's suggestion
+  (kept apart from the annotator's text) and, only where asked (``show_others``: the flagged
+  and disagreements queues of a reviewer), the other annotators' answers. Labelling is blind
+  everywhere else; showing others' answers is recorded in the store (`record_reveal`), so the
+  agreement figures use blind labels only.
+- `cot_provenance`: whether saved reasoning was typed by the annotator or a model suggestion
+  accepted unedited.
 - `progress_figure`, `agreement_figure`: plotly figures of `AnnotationStore.progress` and
   `AnnotationStore.agreement`.
-- `read_auth_file`, `make_auth`: the app's login (passwords checked against the file or the store).
+- `read_auth_file`, `make_auth`, `add_user`, `LoginLimiter`: the app's login. The auth file
+  holds scrypt hashes (never plain passwords) and a role per user: ``annotator`` (labels),
+  ``reviewer`` (also the flagged and disagreements queues, with others' answers) or ``admin``
+  (also imports hard cases and removes hard marks).
 
 Re-exported by `app.handlers`; tested in ``tests/test_app_handlers.py``.
 """
 from __future__ import annotations
 
-import hmac
 import json
 import os
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -134,9 +143,23 @@ def parse_key(key: str) -> tuple[str, str]:
     return dataset, sample_id
 
 
+def cot_provenance(cot: str, suggestion: str | None) -> str:
+    """``none`` (no reasoning), ``model`` (a finished model suggestion accepted unedited) or ``human``."""
+    if not (cot or "").strip():
+        return "none"
+    if suggestion and cot.strip() == suggestion.strip():
+        return "model"
+    return "human"
+
+
 def save_label(store, annotator: str, key: str, accepted, tags, cot: str = "", flag: bool = False,
-               seconds: float | None = None) -> int:
-    """Append a label event for ``annotator`` on sample ``key``; returns the event id."""
+               seconds: float | None = None, suggestion: str | None = None) -> int:
+    """Append a label event for ``annotator`` on sample ``key``; returns the event id.
+
+    ``suggestion``: the finished model suggestion shown for this item, to tell accepted model
+    text from the annotator's own (`cot_provenance`). The store refuses reasoning that
+    contradicts the label (the message offers to save without it).
+    """
     from labkit.store import StoreError
 
     dataset, sample_id = parse_key(key)
@@ -144,7 +167,7 @@ def save_label(store, annotator: str, key: str, accepted, tags, cot: str = "", f
     try:
         return store.add_label(
             annotator, dataset, sample_id, answer=label["answer"], candidate_defects=label["candidate_defects"],
-            cot=cot or "", flag=bool(flag), seconds=seconds,
+            cot=cot or "", flag=bool(flag), seconds=seconds, cot_source=cot_provenance(cot or "", suggestion),
         )
     except StoreError as exc:
         raise UserError(str(exc)) from exc
@@ -174,11 +197,12 @@ class ItemView:
     images: list  # original, A, B, C, D (PIL)
     accepted: list[str]
     tags: list[list[str]]
-    cot: str
-    cot_source: str  # "your label", "mining", "dataset", "" (none: ask the model)
+    cot: str  # the annotator's own reasoning (their current label's), never model text
+    suggestion: str  # a finished suggestion to show apart ("" : none yet; the app may ask the model)
+    suggestion_source: str  # "mining", "dataset", ""
     flag: bool
     position: str
-    others: dict[str, str] = field(default_factory=dict)  # other annotators' current answers
+    others: dict[str, str] = field(default_factory=dict)  # other annotators' current answers (shown only when asked)
 
     def others_text(self) -> str:
         """Other annotators' answers, for the flagged and disagreements queues."""
@@ -188,12 +212,14 @@ class ItemView:
 
 
 def item_view(store, index: SampleIndex, annotator: str, key: str, position: str = "",
-              mined: dict[str, str] | None = None, dataset_cot: bool = True) -> ItemView:
-    """The images, this annotator's current label (if any) and the CoT to prefill.
+              mined: dict[str, str] | None = None, dataset_cot: bool = True, show_others: bool = False) -> ItemView:
+    """The images, this annotator's current label (if any), their reasoning and a suggestion.
 
-    The CoT is the annotator's own, else the mined model response, else (``dataset_cot``) the
-    dataset's CoT; the app turns ``dataset_cot`` off when a model can write one, because a
-    dataset CoT (e.g. the synthetic oracle's) gives the answer away.
+    The reasoning box holds only the annotator's own text. The suggestion, shown apart, is the
+    mined model response, else (``dataset_cot``) the dataset's CoT; the app turns
+    ``dataset_cot`` off when a model can write one, because a dataset CoT (e.g. the synthetic
+    oracle's) gives the answer away. Other annotators' answers are filled only with
+    ``show_others`` (and the store then records that this annotator saw them).
     """
     dataset, sample_id = parse_key(key)
     if dataset != index.name:
@@ -203,17 +229,20 @@ def item_view(store, index: SampleIndex, annotator: str, key: str, position: str
     mine = store.current_labels(dataset=dataset, sample_id=sample_id)
     event = next(iter(mine.values()), {}).get(annotator) if mine else None  # one sample: one entry
     accepted, tags = choices_of(event)
-    if event is not None and event.cot:
-        cot, source = event.cot, "your label"
-    elif mined and sample_id in mined:
-        cot, source = mined[sample_id], "mining"
+    cot = event.cot if event is not None else ""
+    if mined and sample_id in mined:
+        suggestion, source = mined[sample_id], "mining"
     elif dataset_cot and sample.get("cot"):
-        cot, source = sample["cot"], "dataset"
+        suggestion, source = sample["cot"], "dataset"
     else:
-        cot, source = "", ""
-    labels = next(iter(mine.values()), {}) if mine else {}
-    others = {name: (ev.answer or "flagged") for name, ev in labels.items() if name != annotator}
-    return ItemView(key, images, accepted, tags, cot, source, bool(event and event.flag), position, others)
+        suggestion, source = "", ""
+    others: dict[str, str] = {}
+    if show_others:
+        labels = next(iter(mine.values()), {}) if mine else {}
+        others = {name: (ev.answer or "flagged") for name, ev in labels.items() if name != annotator}
+        if others:
+            store.record_reveal(annotator, dataset, sample_id)
+    return ItemView(key, images, accepted, tags, cot, suggestion, source, bool(event and event.flag), position, others)
 
 
 # ----------------------------------------------------------------------------- figures
@@ -262,18 +291,42 @@ def agreement_figure(agreement: dict, title: str = "Agreement"):
 
 # ----------------------------------------------------------------------------- login
 
-def read_auth_file(path: str | os.PathLike) -> dict[str, str]:
-    """Annotators and their secrets from a JSON file or ``user:password`` lines.
+ROLES = ("annotator", "reviewer", "admin")
+REVIEW_ROLES = ("reviewer", "admin")  # see others' answers in the flagged / disagreements queues
+ADMIN_ROLES = ("admin",)  # import hard cases, remove hard marks
 
-    JSON: ``{"ana": "pw", ...}`` or ``[{"name": "ana", "password": "pw"}, ...]``. A secret may
-    be a plain password, a ``scrypt$...`` hash (`labkit.store.hash_password`), or empty: then
-    the password set in the store is checked. Raises ValueError naming the problem.
+
+@dataclass
+class User:
+    """One entry of the auth file: a scrypt hash (``""``: the store's password) and a role."""
+
+    secret: str
+    role: str = "annotator"
+
+
+def _user(path, where: str, name: str, secret: str, role: str | None) -> User:
+    role = (role or "annotator").strip() or "annotator"
+    if role not in ROLES:
+        raise ValueError(f"{path}{where}: unknown role {role!r} for {name!r}; expected one of {', '.join(ROLES)}")
+    if secret and not secret.startswith("scrypt$"):
+        raise ValueError(f"{path}{where}: {name!r} has a plain-text password; store a hash instead: "
+                         f"labkit app adduser {name} --auth-file {path}")
+    return User(secret, role)
+
+
+def read_auth_file(path: str | os.PathLike) -> dict[str, User]:
+    """Annotators, their password hashes and roles from ``name:hash[:role]`` lines or JSON.
+
+    JSON: ``{"ana": "scrypt$..."}``, ``{"ana": {"password": "scrypt$...", "role": "admin"}}`` or
+    ``[{"name": "ana", "password": "scrypt$...", "role": "reviewer"}, ...]``. A secret must be a
+    ``scrypt$...`` hash (`labkit.store.hash_password`; write one with ``labkit app adduser``)
+    or empty (then the password set in the store is checked). Raises ValueError naming the problem.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"auth file {str(path)!r} does not exist")
     text = path.read_text()
-    users: dict[str, str] = {}
+    users: dict[str, User] = {}
     stripped = text.strip()
     if stripped.startswith(("{", "[")):
         try:
@@ -281,39 +334,101 @@ def read_auth_file(path: str | os.PathLike) -> dict[str, str]:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not valid JSON ({exc.msg})") from exc
         if isinstance(data, dict):
-            data = [{"name": k, "password": v} for k, v in data.items()]
+            data = [{"name": k, **(v if isinstance(v, dict) else {"password": v})} for k, v in data.items()]
         for n, entry in enumerate(data, 1):
             if not isinstance(entry, dict) or not entry.get("name", entry.get("username")):
                 raise ValueError(f"{path}: entry {n} needs a 'name' (and 'password')")
-            users[str(entry.get("name", entry.get("username"))).strip()] = str(entry.get("password") or "")
+            name = str(entry.get("name", entry.get("username"))).strip()
+            users[name] = _user(path, f" entry {n}", name, str(entry.get("password") or ""), entry.get("role"))
     else:
         for lineno, line in enumerate(text.splitlines(), 1):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
-            name, sep, secret = line.partition(":")
+            name, sep, rest = line.partition(":")
             if not sep or not name.strip():
-                raise ValueError(f"{path}:{lineno}: expected 'user:password'")
-            users[name.strip()] = secret
+                raise ValueError(f"{path}:{lineno}: expected 'user:hash' or 'user:hash:role'")
+            secret, _, role = rest.partition(":")
+            users[name.strip()] = _user(path, f":{lineno}", name.strip(), secret.strip(), role)
     if not users:
         raise ValueError(f"{path}: no annotators")
     return users
 
 
-def make_auth(users: dict[str, str], store) -> Callable[[str, str], bool]:
-    """A Gradio ``auth`` callable: the user must be listed; the password is checked against the
-    file's secret (plain or scrypt hash) or, with no secret there, the store's hash."""
+def add_user(path: str | os.PathLike, name: str, password: str, role: str = "annotator") -> None:
+    """Add or replace ``name`` in an auth file of ``name:hash:role`` lines (created with mode 0600)."""
+    from labkit.store import hash_password
+
+    name = (name or "").strip()
+    if not name or ":" in name or name.startswith("#"):
+        raise ValueError(f"invalid user name {name!r} (not empty, no ':')")
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+    if len(password or "") < 8:
+        raise ValueError("password too short: use at least 8 characters")
+    path = Path(path)
+    lines = path.read_text().splitlines() if path.exists() else ["# labkit app auth file: name:scrypt-hash:role"]
+    if lines and lines[0].strip().startswith(("{", "[")):
+        raise ValueError(f"{path} is JSON; add_user writes name:hash:role lines (start a new file)")
+    lines = [ln for ln in lines if ln.partition(":")[0].strip() != name]
+    lines.append(f"{name}:{hash_password(password)}:{role}")
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+class LoginLimiter:
+    """Failed-login throttle: after ``max_failures`` failures for one name within ``window_s``,
+    every attempt for that name (even a right password) is refused for ``lockout_s``; more than
+    ``max_total`` failures within ``window_s`` across all names lock every name the same way."""
+
+    def __init__(self, max_failures: int = 5, window_s: float = 60.0, lockout_s: float = 60.0, max_total: int = 30):
+        self.max_failures, self.window_s, self.lockout_s, self.max_total = max_failures, window_s, lockout_s, max_total
+        self._failures: dict[str | None, list[float]] = {}
+        self._locked_until: dict[str | None, float] = {}
+        self._lock = threading.Lock()
+        self.refused = 0  # attempts refused without checking the password
+
+    def allowed(self, name: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if any(self._locked_until.get(k, 0.0) > now for k in (name, None)):
+                self.refused += 1
+                return False
+            return True
+
+    def failed(self, name: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key, limit in ((name, self.max_failures), (None, self.max_total)):
+                recent = [t for t in self._failures.get(key, []) if now - t < self.window_s] + [now]
+                self._failures[key] = recent
+                if len(recent) >= limit:
+                    self._locked_until[key] = now + self.lockout_s
+                    self._failures[key] = []
+
+
+def make_auth(users: dict[str, User], store, limiter: LoginLimiter | None = None) -> Callable[[str, str], bool]:
+    """A Gradio ``auth`` callable: the user must be listed and not locked out (`LoginLimiter`);
+    the password is checked against the file's scrypt hash or, with none there, the store's."""
     from labkit.store import check_password
+
+    limiter = limiter or LoginLimiter()
 
     def auth(username: str, password: str) -> bool:
         name = (username or "").strip()
-        if name not in users or not password:
+        if not limiter.allowed(name):
             return False
-        secret = users[name]
-        if secret.startswith("scrypt$"):
-            return check_password(password, secret)
-        if secret:
-            return hmac.compare_digest(secret.encode(), password.encode())
-        return store.has_password(name) and store.verify_annotator(name, password)
+        ok = False
+        if name in users and password:
+            secret = users[name].secret
+            ok = check_password(password, secret) if secret else (
+                store.has_password(name) and store.verify_annotator(name, password))
+        if not ok:
+            limiter.failed(name)
+        return ok
 
+    auth.limiter = limiter  # type: ignore[attr-defined]
     return auth

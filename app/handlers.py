@@ -8,8 +8,12 @@ the screening side; the annotation side lives in `app.annotation` and is re-expo
 - Screening: `read_upload` (an uploaded file as Gradio hands it over -> RGB image, clear error
   otherwise), `collect_images` (exactly five), `Screener` (the model, loaded once, with a lock)
   and `screen_stream` (yields the growing reasoning, the parsed answer and per-candidate views).
-- Reasoning per candidate: `split_reasoning` cuts a chain of thought into the parts about
-  A, B, C and D; `verdicts` marks each candidate accepted or rejected from the parsed answer.
+- Reasoning per candidate: `split_reasoning` gathers the parts of a chain of thought about
+  A, B, C and D; each candidate's verdict is the reasoning's last statement about it
+  (`labkit.verdicts.parse_verdicts`), else the parsed answer (`verdicts`); `reasoning_html`
+  renders a response without raw tags (the thinking highlighted, the answer apart); badges are
+  CSS, not emoji (which show as empty boxes without an emoji font).
+- Messages for clients: `client_message` keeps server paths out of what a visitor sees.
 - Serving: `throttle` (at most one UI update per interval), `image_file` (images as
   content-named files for Gradio).
 - Annotation and login (`app.annotation`): `SampleIndex`, `build_label`, `save_label`,
@@ -17,6 +21,7 @@ the screening side; the annotation side lives in `app.annotation` and is re-expo
 """
 from __future__ import annotations
 
+import html
 import os
 import re
 import threading
@@ -25,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from labkit.metrics import LETTERS, NONE_ANSWER, parse_answer
+from labkit.metrics import LETTERS, NONE_ANSWER, is_correct, parse_answer
+from labkit.verdicts import parse_verdicts
 
 WHAT = ("original image", "candidate A", "candidate B", "candidate C", "candidate D")
 
@@ -51,14 +57,17 @@ def upload_path(value: Any) -> str | None:
     return None
 
 
-def read_upload(value: Any, what: str = "image"):
+def read_upload(value: Any, what: str = "image", max_pixels: int | None = None):
     """An uploaded image as RGB PIL; raises UserError naming the image and the problem.
 
     Accepts a PIL image (dataset samples), a path or a Gradio FileData dict. Corrupt and
     non-image files, images over PIL's decompression-bomb limit and tiny images are refused.
+    A file over ``max_pixels`` (default `app.images.DEFAULT_MAX_PIXELS`) is downscaled while it
+    is decoded, so a huge upload costs bounded memory (`app.images.open_capped`).
     """
     from PIL import Image
 
+    from app.images import DEFAULT_MAX_PIXELS, ImageTooLarge, open_capped
     from labkit.data import SampleError, open_image
 
     if value is None:
@@ -67,16 +76,36 @@ def read_upload(value: Any, what: str = "image"):
         path = upload_path(value)
         if not path:
             raise UserError(f"{what}: not an uploaded file")
-        value = path
+        try:
+            value = open_capped(path, max_pixels or DEFAULT_MAX_PIXELS)
+        except ImageTooLarge as exc:
+            raise UserError(f"{what} {exc}") from exc
+        except Image.DecompressionBombError as exc:
+            raise UserError(f"{what} is too large ({client_message(str(exc))})") from exc
+        except Exception as exc:  # PIL raises many types for corrupt data
+            raise UserError(f"{what} is unreadable ({type(exc).__name__}: {client_message(str(exc))})") from exc
     try:
         return open_image(value, what=what, sample_id="upload")
     except SampleError as exc:
-        # The problem already names the image; keep Gradio's cache path out of the message.
-        problem = exc.problem.replace(str(value), "the uploaded file") if isinstance(value, str) else exc.problem
-        raise UserError(problem) from exc
+        raise UserError(client_message(exc.problem)) from exc
 
 
-def collect_images(original, a, b, c, d) -> list:
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[\w.\-~@+]+){2,}/?|'/[^'\s]+'")
+
+
+def client_message(text: str) -> str:
+    """``text`` with absolute server paths replaced by ``<path>`` (what a visitor may see)."""
+    return _PATH.sub("<path>", str(text))
+
+
+def downscale_note(images: list) -> str:
+    """" Downscaled on load: candidate D 12000x12000 -> 1000x1000." for images over the pixel cap."""
+    done = [f"{what} {im.info['original_size'][0]}x{im.info['original_size'][1]} -> {im.width}x{im.height}"
+            for what, im in zip(WHAT, images) if im.info.get("original_size")]
+    return (" Downscaled on load: " + "; ".join(done) + ".") if done else ""
+
+
+def collect_images(original, a, b, c, d, max_pixels: int | None = None) -> list:
     """The five images in order, each checked; every problem is named in one message."""
     values = [original, a, b, c, d]
     missing = [w for w, v in zip(WHAT, values) if v is None]
@@ -88,7 +117,7 @@ def collect_images(original, a, b, c, d) -> list:
     images, problems = [], []
     for what, value in zip(WHAT, values):
         try:
-            images.append(read_upload(value, what))
+            images.append(read_upload(value, what, max_pixels))
         except UserError as exc:
             problems.append(str(exc))
     if problems:
@@ -114,7 +143,10 @@ class Screener:
         from labkit.models import load
 
         model, processor = load(path)
-        return cls(model, processor, name=Path(str(path)).name, **kw)
+        folder = Path(str(path))
+        # A trained arm's model lives in ARM/final: name it after the arm, not "final".
+        name = folder.parent.name if folder.name in ("final", "model") and folder.parent.name else folder.name
+        return cls(model, processor, name=name, **kw)
 
     def stream(self, images: list, form: str = "cot", variant: str = "train") -> Iterator[str]:
         """Yield the response as it grows (each item: the whole text so far)."""
@@ -164,29 +196,29 @@ def reasoning_text(response: str) -> str:
 def split_reasoning(response: str) -> dict[str, str]:
     """The reasoning about each candidate, keyed A-D ('' when the text says nothing about it).
 
-    The text from the first mention of a candidate ("A:", "Image B", "C is ...") up to the next
-    candidate's mention belongs to it; text before the first mention and a closing summary
-    after the last candidate are left out. Works on a partial (still streaming) response too.
+    Every stretch of text from a mention of a candidate ("A:", "Image B", "C is ...") up to the
+    next mention of *another* candidate belongs to it, in whatever order the model goes (a
+    candidate mentioned twice gets both parts); text before the first mention and a closing
+    summary after the last one are left out. Works on a partial (still streaming) response too.
     """
     text = reasoning_text(response)
-    starts: dict[str, int] = {}
+    marks: list[tuple[int, str]] = []
     for m in _MARKER.finditer(text):
         letter = (m.group("l1") or m.group("l2") or "")
         if not letter.isupper() and m.group("l2"):
             continue  # a lowercase "a is" is an article, not candidate A
         letter = letter.upper()
-        if letter and letter not in starts:
-            starts[letter] = m.start()
-    order = sorted(starts.items(), key=lambda kv: kv[1])
-    out = {letter: "" for letter in LETTERS}
-    for i, (letter, start) in enumerate(order):
-        if i + 1 < len(order):
-            end = order[i + 1][1]
+        if letter and (not marks or marks[-1][1] != letter):
+            marks.append((m.start(), letter))
+    parts: dict[str, list[str]] = {letter: [] for letter in LETTERS}
+    for i, (start, letter) in enumerate(marks):
+        if i + 1 < len(marks):
+            end = marks[i + 1][0]
         else:
             summary = _CONCLUSION.search(text, start + 1)
             end = summary.start() if summary else len(text)
-        out[letter] = text[start:end].strip()
-    return out
+        parts[letter].append(text[start:end].strip())
+    return {letter: " ".join(p for p in parts[letter] if p) for letter in LETTERS}
 
 
 def verdicts(answer: str | None) -> dict[str, str]:
@@ -196,19 +228,48 @@ def verdicts(answer: str | None) -> dict[str, str]:
     return {letter: ("accepted" if letter in answer else "rejected") for letter in LETTERS}
 
 
-_BADGE = {
-    "accepted": ("✅ accepted", "#0a7d32"),
-    "rejected": ("❌ rejected", "#b3261e"),
-    "unknown": ("… waiting for the answer", "#666666"),
-    "invalid": ("⚠️ no valid answer", "#9a6700"),
-}
+_BADGE_TEXT = {"accepted": "accepted", "rejected": "rejected", "unknown": "waiting", "invalid": "no valid answer"}
 
 
-def candidate_markdown(letter: str, verdict: str, reasoning: str) -> str:
-    """Markdown beside candidate ``letter``: its verdict and the reasoning about it."""
-    label, colour = _BADGE[verdict]
-    body = reasoning if reasoning else "_(the reasoning does not mention this candidate)_"
-    return f"### {letter}: <span style='color:{colour}'>{label}</span>\n\n{body}"
+def badge(kind: str, text: str | None = None) -> str:
+    """A CSS badge (``.badge.badge-KIND``, styled in `app.ui.CSS`): no emoji, readable anywhere."""
+    return f"<span class='badge badge-{kind}'>{html.escape(text or _BADGE_TEXT.get(kind, kind))}</span>"
+
+
+def candidate_verdicts(response: str, answer: str | None, done: bool) -> dict[str, tuple[str, str]]:
+    """Per candidate: (verdict, where it comes from). The reasoning's last statement about the
+    letter wins (``reasoning``); else the parsed answer once done (``answer``)."""
+    stated = parse_verdicts(response)
+    from_answer = verdicts(answer) if done and answer is not None else None
+    out = {}
+    for letter in LETTERS:
+        if stated[letter] is not None:
+            out[letter] = ("accepted" if stated[letter] else "rejected", "reasoning")
+        elif from_answer is not None:
+            out[letter] = (from_answer[letter], "answer")
+        else:
+            out[letter] = ("invalid" if done else "unknown", "")
+    return out
+
+
+def candidate_markdown(letter: str, verdict: str, reasoning: str, note: str = "") -> str:
+    """Markdown beside candidate ``letter``: its verdict badge, a note and the reasoning about it."""
+    body = html.escape(reasoning) if reasoning else "_(the reasoning does not mention this candidate)_"
+    return f"### {letter}: {badge(verdict)}{note}\n\n{body}"
+
+
+def reasoning_html(response: str, done: bool = False) -> str:
+    """A response as HTML without raw tags: the thinking in a highlighted block, the answer apart."""
+    text = response or ""
+    think = reasoning_text(text)
+    answer_part = ""
+    if done or re.search(r"</answer>", text, re.IGNORECASE):
+        answer = parse_answer(text)
+        answer_part = ("<div class='final-answer'>Answer: " + (badge("accepted", answer) if answer else
+                       badge("invalid")) + "</div>")
+    if not think:
+        return answer_part or "<div class='think empty'>(no reasoning yet)</div>"
+    return f"<div class='think'>{html.escape(think)}</div>{answer_part}"
 
 
 @dataclass
@@ -227,15 +288,20 @@ class ScreenResult:
         return self.answer
 
 
-def screen_step(response: str, done: bool, elapsed: float, first_token_s: float | None) -> ScreenResult:
-    """The view of a (partial) response."""
+def screen_step(response: str, done: bool, elapsed: float, first_token_s: float | None,
+                truth: str | None = None) -> ScreenResult:
+    """The view of a (partial) response. ``truth``: the sample's true label, when known: the
+    final status then says whether the model was right (the paper's metric)."""
     answer = parse_answer(response) if done else None
     parts = split_reasoning(response)
-    if done:
-        marks = verdicts(answer) if answer is not None else {letter: "invalid" for letter in LETTERS}
-    else:
-        marks = {letter: "unknown" for letter in LETTERS}
-    per = {letter: candidate_markdown(letter, marks[letter], parts[letter]) for letter in LETTERS}
+    marks = candidate_verdicts(response, answer, done)
+    per = {}
+    for letter in LETTERS:
+        verdict, source = marks[letter]
+        note = ""
+        if done and source == "reasoning" and answer is not None and verdicts(answer)[letter] != verdict:
+            note = " " + badge("note", f"final answer: {verdicts(answer)[letter]}")
+        per[letter] = candidate_markdown(letter, verdict, parts[letter], note)
     if done:
         summary = (
             "none acceptable (N)" if answer == NONE_ANSWER
@@ -243,12 +309,16 @@ def screen_step(response: str, done: bool, elapsed: float, first_token_s: float 
         )
         ttft = f", first token after {first_token_s:.2f} s" if first_token_s is not None else ""
         status = f"Done in {elapsed:.2f} s{ttft}: {summary}."
+        if truth:
+            right = answer is not None and is_correct(answer, truth)
+            status += f" True label: **{truth}** " + (badge("accepted", "model right") if right else
+                                                       badge("rejected", "model wrong"))
     else:
         status = f"Reasoning… {elapsed:.1f} s"
     return ScreenResult(response, answer, done, per, status)
 
 
-def screen_stream(screener: Screener, images: list, form: str = "cot") -> Iterator[ScreenResult]:
+def screen_stream(screener: Screener, images: list, form: str = "cot", truth: str | None = None) -> Iterator[ScreenResult]:
     """Stream a screening: an empty view, one `ScreenResult` per new token, then the final one.
 
     A model failure raises RuntimeError with the cause; the caller shows it and keeps serving.
@@ -271,7 +341,7 @@ def screen_stream(screener: Screener, images: list, form: str = "cot") -> Iterat
         raise
     except Exception as exc:
         raise RuntimeError(f"the model failed: {type(exc).__name__}: {exc}") from exc
-    yield screen_step(response, True, time.perf_counter() - t0, first)
+    yield screen_step(response, True, time.perf_counter() - t0, first, truth)
 
 
 def throttle(steps: Iterator[ScreenResult], interval: float) -> Iterator[ScreenResult]:
@@ -317,7 +387,7 @@ def image_file(img, folder: str | os.PathLike) -> str:
 
 # The annotation handlers, re-exported (imported last: app.annotation uses UserError from here).
 from app.annotation import (  # noqa: E402
-    CHOICES, DEFECT_TAGS, NONE_CHOICE, PROGRESS_BARS, UNSPECIFIED_DEFECT, ItemView, SampleIndex, agreement_figure,
-    build_label, choices_of, item_view, make_auth, parse_key, progress_figure, read_auth_file, read_mined_responses,
-    save_label, undo_label,
+    ADMIN_ROLES, CHOICES, DEFECT_TAGS, NONE_CHOICE, PROGRESS_BARS, REVIEW_ROLES, ROLES, UNSPECIFIED_DEFECT, ItemView,
+    LoginLimiter, SampleIndex, User, add_user, agreement_figure, build_label, choices_of, cot_provenance, item_view,
+    make_auth, parse_key, progress_figure, read_auth_file, read_mined_responses, save_label, undo_label,
 )

@@ -6,17 +6,19 @@ an Annotate tab (queues of the annotation store, keyboard-driven labelling).
     demo.launch(server_name="127.0.0.1", **launch_kwargs())
 
 Every event has an ``api_name`` (``/screen``, ``/load_sample``, ``/load_queue``, ``/annotate``,
-``/undo``, ``/move``, ``/ask_model``, ``/import_hard_cases``, ``/stats``) so `gradio_client` drives
-the same code paths as the browser. Handlers live in `app.handlers`; this module only wires
-them and turns `UserError` into a `gr.Error` (a message in the UI; the app keeps serving).
-Gradio 6 takes custom JavaScript and CSS in ``launch()``, hence `launch_kwargs`.
+``/annotate_without_reasoning``, ``/undo``, ``/move``, ``/ask_model``, ``/use_suggestion``,
+``/import_hard_cases``, ``/unmark_hard``, ``/stats``) so `gradio_client` drives the same code
+paths as the browser. Handlers live in `app.handlers`; the Annotate tab is wired in
+`app.ui_annotate`. A `UserError` (bad input) shows inline in the tab's status line and leaves
+the other outputs as they were; an unexpected failure becomes a `gr.Error` whose message
+carries no server path. Gradio 6 takes custom JavaScript and CSS in ``launch()``, hence
+`launch_kwargs`.
 """
 from __future__ import annotations
 
 import atexit
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import gradio as gr
@@ -37,6 +39,16 @@ CSS = """
 #reasoning textarea { font-family: ui-monospace, monospace; }
 [id^=screen-] img { width: 100%; height: 100%; object-fit: contain; }
 .verdict { min-height: 6em; max-height: 18em; overflow-y: auto; }
+.badge { display: inline-block; padding: 0.1em 0.6em; border-radius: 0.8em; font-size: 0.85em; font-weight: 600;
+         color: #fff; vertical-align: middle; }
+.badge-accepted { background: #0a7d32; } .badge-rejected { background: #b3261e; }
+.badge-unknown { background: #777; } .badge-invalid { background: #9a6700; }
+.badge-note { background: #e8e8e8; color: #333; font-weight: 400; }
+.think { background: #f3f0fa; border-left: 4px solid #7a4fb3; padding: 0.6em 0.8em; white-space: pre-wrap;
+         font-family: ui-monospace, monospace; font-size: 0.9em; max-height: 22em; overflow-y: auto; }
+.final-answer { margin-top: 0.5em; font-weight: 600; }
+#model-warning { background: #fff4e5; border: 1px solid #e0a040; border-radius: 6px; padding: 0.4em 0.8em; }
+.inline-error { color: #b3261e; font-weight: 600; }
 """
 
 GUIDELINES = """
@@ -51,7 +63,9 @@ candidate that meets both requirements, or **N** when none does.
 For each rejected candidate pick the defect tag(s): *appearance_deformation* (product changed),
 *physical_shadow* (lighting/shadow), *placement_layout* (floating, impossible support, scale),
 *extension_rationality* (invented or duplicated content). Untagged rejections are saved as
-*unspecified*. Edit the reasoning so it explains your answer, candidate by candidate.
+*unspecified*. Write reasoning that explains your answer, candidate by candidate, or press
+**Use suggestion** to start from the model's (it must end in your answer; **Save without
+reasoning** drops it). Other annotators' answers stay hidden while you label.
 
 **Keyboard** (outside text fields; **Esc** leaves a text field): **A B C D** toggle ·
 **N** none · **Enter** save and next · **U** undo your last label · **F** flag for review ·
@@ -69,6 +83,25 @@ def _annotator(request, default: str) -> str:
     return name or default
 
 
+def inline_error(exc: Exception | str) -> str:
+    """A UserError as the inline status line (markdown), without server paths."""
+    return f"<span class='inline-error'>Not done:</span> {H.client_message(str(exc))}"
+
+
+def model_heading(title: str, screener, model_info: dict | None) -> tuple[str, str]:
+    """The page title line and the warning line (markdown; "" when nothing to warn about)."""
+    info = model_info or {}
+    if screener is None:
+        return f"## {title} · no model loaded", ""
+    name = info.get("arm") or screener.name
+    line = f"## {title} · model **{name}**"
+    if info.get("score") is not None:
+        line += f" · test score **{info['score']:.1f}**"
+        if info.get("random") is not None:
+            line += f" (random guess {info['random']:.1f})"
+    return line, info.get("warning") or ""
+
+
 def build_demo(
     screener: H.Screener | None,
     store=None,
@@ -78,34 +111,48 @@ def build_demo(
     mined: dict[str, str] | None = None,
     prefill_cot: bool = True,
     title: str = "HCM-GRPO screening lab",
+    users: dict[str, H.User] | None = None,
+    model_info: dict | None = None,
+    max_pixels: int | None = None,
+    temp_dir: str | Path | None = None,
 ):
     """The app. ``screener`` may be None (annotation only); ``store``/``index`` may be None
-    (screening only). ``annotator`` names the labeller when the app runs without login."""
+    (screening only). ``annotator`` names the labeller when the app runs without login;
+    ``users`` (the auth file) gives each login its role (no login: the local user is admin).
+    ``model_info`` (``arm``, ``score``, ``random``, ``warning``) titles the page;
+    ``max_pixels`` caps each uploaded image; ``temp_dir`` holds the images the app serves."""
+    from app.images import display_image
+    from app.ui_annotate import build_annotate_tab
+
     mined = dict(mined or {})
-    known_annotators: set[str] = set()
     # Dataset images shown in the app are written here once (see `handlers.image_file`).
-    image_dir = Path(tempfile.mkdtemp(prefix="labkit-app-images-"))
+    image_dir = Path(tempfile.mkdtemp(prefix="labkit-app-images-", dir=temp_dir))
     atexit.register(shutil.rmtree, image_dir, ignore_errors=True)
 
     def files(images) -> list[str]:
-        return [H.image_file(im, image_dir) for im in images]
+        # Small images are upscaled (sharp pixels) for display only; the model gets the originals.
+        return [H.image_file(display_image(im), image_dir) for im in images]
 
-    def ensure_annotator(name: str) -> str:
-        if store is not None and name not in known_annotators:
-            store.add_annotator(name)  # idempotent; a login's password hash is kept
-            known_annotators.add(name)
-        return name
+    def role_of(request) -> str:
+        if users is None:
+            return "admin"
+        user = users.get(_annotator(request, ""))
+        return user.role if user else "annotator"
 
     def fail(exc: Exception):
-        raise gr.Error(str(exc), duration=None) from exc
+        raise gr.Error(H.client_message(str(exc)), duration=None) from exc
 
+    heading, warning = model_heading(title, screener, model_info)
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
-        gr.Markdown(f"## {title}" + (f" · model `{screener.name}`" if screener else " · no model loaded"))
+        gr.Markdown(heading, elem_id="app-title")
+        if warning:
+            gr.Markdown(f"**Warning:** {warning}", elem_id="model-warning")
         with gr.Tabs():
             # ------------------------------------------------------------------ Screen
             with gr.Tab("Screen", id="screen"):
+                truth = gr.State(None)  # the picked dataset sample: {"id", "answer"}; None after an upload
                 with gr.Row():
-                    original = gr.Image(label="Original", type="filepath", height=260, elem_id="screen-original",
+                    original = gr.Image(label="Original", type="filepath", height=360, elem_id="screen-original",
                                         sources=["upload", "clipboard"])
                     with gr.Column():
                         form = gr.Radio(["cot", "direct"], value="cot", label="Prompt",
@@ -115,248 +162,78 @@ def build_demo(
                             hard_ids = {k.sample_id for k in hard}
                             # Hard cases first; a huge split (exploration) is cut to keep the page light.
                             ids = sorted(index.ids(), key=lambda s: (s not in hard_ids, s))[:MAX_PICK]
-                            pick = gr.Dropdown([(f"★ {s}" if s in hard_ids else s, s) for s in ids], value=None,
-                                               label="…or pick a dataset sample (★ hard case)", elem_id="screen-pick")
+                            pick = gr.Dropdown([(f"{s} (hard case)" if s in hard_ids else s, s) for s in ids], value=None,
+                                               label="...or pick a dataset sample", elem_id="screen-pick")
                         run = gr.Button("Screen", variant="primary", elem_id="screen-btn")
                         status = gr.Markdown(elem_id="screen-status")
                 cand_images, cand_notes = [], []
                 with gr.Row():
                     for letter in LETTERS:
-                        with gr.Column(min_width=180):
-                            cand_images.append(gr.Image(label=letter, type="filepath", height=200,
+                        with gr.Column(min_width=200):
+                            cand_images.append(gr.Image(label=letter, type="filepath", height=300,
                                                         elem_id=f"screen-{letter}", sources=["upload", "clipboard"]))
                             cand_notes.append(gr.Markdown(f"### {letter}", elem_id=f"verdict-{letter}",
                                                           elem_classes=["verdict"]))
+                reasoning_view = gr.HTML(elem_id="reasoning-view", label="Reasoning")
                 with gr.Row():
-                    reasoning = gr.Textbox(label="Reasoning (streams as the model writes)", lines=8, max_lines=20,
+                    reasoning = gr.Textbox(label="Raw response (streams as the model writes)", lines=4, max_lines=12,
                                            interactive=False, elem_id="reasoning", scale=3)
                     answer = gr.Textbox(label="Parsed answer", interactive=False, elem_id="answer", scale=1)
+                screen_outputs = [reasoning, answer, *cand_notes, status, reasoning_view]
 
-                def screen(orig, a, b, c, d, prompt_form):
+                def screen(orig, a, b, c, d, prompt_form, picked):
+                    def inline(msg):
+                        return (*[gr.skip()] * 6, inline_error(msg), gr.skip())
+
                     if screener is None:
-                        fail(H.UserError("no model is loaded: start the app with --model"))
+                        yield inline("no model is loaded: start the app with --model")
+                        return
                     try:
-                        images = H.collect_images(orig, a, b, c, d)
-                        for step in H.throttle(H.screen_stream(screener, images, prompt_form or "cot"), UI_INTERVAL):
+                        note = ""
+                        if picked and picked.get("id"):
+                            images = index.images(picked["id"])  # the dataset's own pixels, not the display copies
+                        else:
+                            images = H.collect_images(orig, a, b, c, d, max_pixels)
+                            note = H.downscale_note(images)
+                        steps = H.screen_stream(screener, images, prompt_form or "cot",
+                                                truth=(picked or {}).get("answer"))
+                        for step in H.throttle(steps, UI_INTERVAL):
                             yield (step.reasoning, step.answer_text(), *[step.per_candidate[l] for l in LETTERS],
-                                   step.status)
-                    except (H.UserError, RuntimeError) as exc:
+                                   step.status + note, H.reasoning_html(step.reasoning, step.done))
+                    except H.UserError as exc:
+                        yield inline(exc)
+                    except RuntimeError as exc:
                         fail(exc)
 
                 # preprocess=False: the handler gets Gradio's upload record and reads the file
                 # itself, so a corrupt, non-image or huge upload gets a message naming it.
-                run.click(screen, [original, *cand_images, form], [reasoning, answer, *cand_notes, status],
+                run.click(screen, [original, *cand_images, form, truth], screen_outputs,
                           api_name="screen", preprocess=False, concurrency_id="model", concurrency_limit=1)
+                for image in (original, *cand_images):
+                    # A user upload replaces the picked sample: its label no longer applies.
+                    image.upload(lambda: None, None, truth, api_name=False)
+                    image.clear(lambda: None, None, truth, api_name=False)
 
                 if index is not None:
-                    def load_sample(sample_id):
+                    def load_sample(sample_id, request: gr.Request):
                         if not sample_id:
-                            fail(H.UserError("pick a sample first"))
+                            return (*[gr.skip()] * 5, inline_error("pick a sample first"), gr.skip())
                         try:
                             images = index.images(sample_id)
                         except (H.UserError, ValueError) as exc:
-                            fail(exc)
+                            return (*[gr.skip()] * 5, inline_error(exc), gr.skip())
                         label = index.get(sample_id).get("answer")
-                        note = f"Loaded sample `{sample_id}`" + (f" (label: **{label}**)" if label else "")
-                        return (*files(images), note)
+                        # Plain annotators label blind: the true label shows to reviewers and without login.
+                        if label and role_of(request) not in H.REVIEW_ROLES:
+                            label = None
+                        note = f"Loaded sample `{sample_id}`" + (f" (true label: **{label}**)" if label else "")
+                        return (*files(images), note, {"id": sample_id, "answer": label})
 
-                    pick.change(load_sample, [pick], [original, *cand_images, status], api_name="load_sample")
+                    pick.change(load_sample, [pick], [original, *cand_images, status, truth], api_name="load_sample")
 
             # ------------------------------------------------------------------ Annotate
             if store is not None and index is not None:
-                with gr.Tab("Annotate", id="annotate"):
-                    with gr.Column(elem_id="annotate-panel"):
-                        state = gr.State({"queue": None, "keys": [], "index": 0, "t0": None})
-                        counts = store.progress(index.name)
-                        with gr.Row():
-                            queue = gr.Radio(list(_queues()), value="hard" if counts.get("hard") else "unlabelled",
-                                             label="Queue", elem_id="queue", scale=3)
-                            load = gr.Button("Load queue", elem_id="load-btn", scale=1)
-                            key = gr.Textbox(label="Sample", interactive=False, elem_id="item-key", scale=2)
-                            position = gr.Markdown(elem_id="item-position")
-                        with gr.Row():
-                            img_original = gr.Image(label="Original", interactive=False, height=340,
-                                                    buttons=["fullscreen"], elem_classes=["zoomable"],
-                                                    elem_id="ann-original")
-                            with gr.Column():
-                                accepted = gr.CheckboxGroup(H.CHOICES, label="Acceptable (A-D) or N for none",
-                                                            elem_id="accept-box")
-                                flag = gr.Checkbox(label="Flag for review (F)", elem_id="flag-box")
-                                with gr.Row():
-                                    prev_btn = gr.Button("← Prev", elem_id="prev-btn", size="sm")
-                                    save_btn = gr.Button("Save ⏎", variant="primary", elem_id="save-btn", size="sm")
-                                    undo_btn = gr.Button("Undo (U)", elem_id="undo-btn", size="sm")
-                                    next_btn = gr.Button("Next →", elem_id="next-btn", size="sm")
-                                ann_status = gr.Markdown(elem_id="annotate-status")
-                        img_cands, tags = [], []
-                        with gr.Row():
-                            for letter in LETTERS:
-                                with gr.Column(min_width=180):
-                                    img_cands.append(gr.Image(label=letter, interactive=False, height=280,
-                                                              buttons=["fullscreen"], elem_classes=["zoomable"],
-                                                              elem_id=f"ann-{letter}"))
-                                    tags.append(gr.Dropdown(list(H.DEFECT_TAGS), multiselect=True, value=[],
-                                                            label=f"{letter}: defects if rejected",
-                                                            elem_id=f"tags-{letter}"))
-                        with gr.Row():
-                            cot = gr.Textbox(label="Reasoning (editable; prefilled by the model)", lines=6,
-                                             max_lines=16, elem_id="cot-box", scale=4)
-                            with gr.Column(scale=1):
-                                ask_btn = gr.Button("Ask the model", elem_id="ask-btn")
-                                cot_source = gr.Markdown(elem_id="cot-source")
-                        with gr.Accordion("Guidelines", open=False):
-                            gr.Markdown(GUIDELINES)
-                        with gr.Row():
-                            progress_plot = gr.Plot(label="Progress", elem_id="progress-plot")
-                            agreement_plot = gr.Plot(label="Agreement", elem_id="agreement-plot")
-                        with gr.Accordion("Import hard cases (HCM mining output)", open=False):
-                            hard_file = gr.File(label="hard_cases.jsonl from `labkit mine-hard`",
-                                                file_types=[".jsonl", ".json", ".txt"], elem_id="hard-file")
-                            import_btn = gr.Button("Import as the hard queue", elem_id="import-btn")
-                            import_status = gr.Markdown(
-                                "Labels feed the next training run through the store's export: "
-                                f"`labkit store export --dataset {index.name} --out data/{index.name}-labelled`.")
-
-                    item_outputs = [state, key, position, img_original, *img_cands, accepted, *tags, cot, cot_source,
-                                    flag, ann_status]
-
-                    def show(st: dict, status_text: str, name: str):
-                        keys = st.get("keys") or []
-                        if not keys:
-                            st = {**st, "t0": None}
-                            return (st, "", f"queue **{st.get('queue')}**: empty", None, None, None, None, None, [],
-                                    *[[] for _ in LETTERS], "", "", False, status_text)
-                        i = max(0, min(st["index"], len(keys) - 1))
-                        try:
-                            view = H.item_view(store, index, name, keys[i], position=f"{i + 1} / {len(keys)}",
-                                               mined=mined, dataset_cot=screener is None or not prefill_cot)
-                        except H.UserError as exc:
-                            fail(exc)
-                        st = {**st, "index": i, "t0": time.time()}
-                        source = f"prefilled from: {view.cot_source}" if view.cot_source else ""
-                        where = f"queue **{st['queue']}**: item {view.position}"
-                        if view.others:
-                            where += f" · {view.others_text()}"
-                        return (st, view.key, where, *files(view.images),
-                                view.accepted, *view.tags, view.cot, source, view.flag, status_text)
-
-                    def load_queue(queue_name, st, request: gr.Request):
-                        name = ensure_annotator(_annotator(request, annotator))
-                        try:
-                            keys = [f"{k.dataset}/{k.sample_id}" for k in
-                                    store.queue(queue_name, dataset=index.name,
-                                                annotator=name if queue_name in ("unlabelled", "hard") else None)]
-                        except ValueError as exc:
-                            fail(exc)
-                        st = {"queue": queue_name, "keys": keys, "index": 0, "t0": None}
-                        return show(st, f"{len(keys)} item(s) in **{queue_name}** for **{name}**", name)
-
-                    def move(delta, st, request: gr.Request):
-                        name = _annotator(request, annotator)
-                        delta = int(delta or 0)
-                        st = {**st, "index": st.get("index", 0) + delta}
-                        return show(st, "", name)
-
-                    def stats():
-                        return (H.progress_figure(store.progress(index.name), f"Progress · {index.name}"),
-                                H.agreement_figure(store.agreement(index.name)))
-
-                    def annotate(item_key, choice, tag_a, tag_b, tag_c, tag_d, cot_text, flagged, st,
-                                 request: gr.Request):
-                        name = ensure_annotator(_annotator(request, annotator))
-                        seconds = (time.time() - st["t0"]) if st.get("t0") else None
-                        try:
-                            event_id = H.save_label(store, name, item_key, choice, [tag_a, tag_b, tag_c, tag_d],
-                                                    cot_text, bool(flagged), seconds)
-                        except H.UserError as exc:
-                            fail(exc)
-                        saved = f"Saved `{item_key}` as **{_describe(choice, flagged)}** by **{name}** (event {event_id})."
-                        keys = st.get("keys") or []
-                        if item_key in keys:
-                            st = {**st, "index": keys.index(item_key) + 1}
-                            if st["index"] >= len(keys):
-                                st["index"] = len(keys) - 1
-                                saved += " End of the queue."
-                        else:
-                            st = {**st, "keys": keys + [item_key], "index": len(keys)}
-                        return (*show(st, saved, name), *stats())
-
-                    def undo(st, request: gr.Request):
-                        name = ensure_annotator(_annotator(request, annotator))
-                        item_key = H.undo_label(store, name)
-                        if item_key is None:
-                            return (*show(st, f"Nothing to undo for **{name}**.", name), *stats())
-                        keys = list(st.get("keys") or [])
-                        if item_key not in keys:
-                            keys.insert(min(st.get("index", 0), len(keys)), item_key)
-                        st = {**st, "keys": keys, "index": keys.index(item_key)}
-                        return (*show(st, f"Undid your last label on `{item_key}`.", name), *stats())
-
-                    def ask_model(item_key):
-                        if screener is None:
-                            fail(H.UserError("no model is loaded: start the app with --model"))
-                        try:
-                            dataset, sample_id = H.parse_key(item_key)
-                            images = index.images(sample_id)
-                            for step in H.throttle(H.screen_stream(screener, images, "cot"), UI_INTERVAL):
-                                yield step.reasoning, "prefilled from: model" + ("" if step.done else " (writing…)")
-                        except (H.UserError, RuntimeError) as exc:
-                            fail(exc)
-
-                    def prefill(item_key, cot_text):
-                        # Only for an item without reasoning yet; never overwrite what is there.
-                        if not item_key or cot_text or screener is None or not prefill_cot:
-                            yield gr.skip(), gr.skip()
-                            return
-                        yield from ask_model(item_key)
-
-                    def import_hard(upload):
-                        path = H.upload_path(upload)
-                        if not path:
-                            fail(H.UserError("upload a hard_cases.jsonl first"))
-                        try:
-                            added = store.import_hard_cases(path, index.name, source="app upload")
-                            mined.update(H.read_mined_responses(path))
-                        except (ValueError, FileNotFoundError) as exc:
-                            fail(exc)
-                        return f"Marked {added} new hard case(s); {len(store.queue('hard', dataset=index.name))} in the hard queue."
-
-                    loaded = load.click(load_queue, [queue, state], item_outputs, api_name="load_queue")
-                    loaded.then(prefill, [key, cot], [cot, cot_source], api_name=False,
-                                concurrency_id="model", concurrency_limit=1)
-                    queue.change(load_queue, [queue, state], item_outputs, api_name=False).then(
-                        prefill, [key, cot], [cot, cot_source], api_name=False, concurrency_id="model",
-                        concurrency_limit=1)
-                    step_back, step_on = gr.Number(-1, visible=False), gr.Number(1, visible=False)
-                    prev_btn.click(move, [step_back, state], item_outputs, api_name=False).then(
-                        prefill, [key, cot], [cot, cot_source], api_name=False, concurrency_id="model",
-                        concurrency_limit=1)
-                    next_btn.click(move, [step_on, state], item_outputs, api_name="move").then(
-                        prefill, [key, cot], [cot, cot_source], api_name=False, concurrency_id="model",
-                        concurrency_limit=1)
-                    save_btn.click(annotate, [key, accepted, *tags, cot, flag, state],
-                                   [*item_outputs, progress_plot, agreement_plot], api_name="annotate").then(
-                        prefill, [key, cot], [cot, cot_source], api_name=False, concurrency_id="model",
-                        concurrency_limit=1)
-                    undo_btn.click(undo, [state], [*item_outputs, progress_plot, agreement_plot], api_name="undo")
-                    ask_btn.click(ask_model, [key], [cot, cot_source], api_name="ask_model",
-                                  concurrency_id="model", concurrency_limit=1)
-                    import_btn.click(import_hard, [hard_file], [import_status], api_name="import_hard_cases")
-                    demo.load(stats, None, [progress_plot, agreement_plot], api_name="stats")
-                    # Open on the first item of the default queue, so the keyboard works at once.
-                    demo.load(load_queue, [queue, state], item_outputs, api_name=False).then(
-                        prefill, [key, cot], [cot, cot_source], api_name=False, concurrency_id="model",
-                        concurrency_limit=1)
+                build_annotate_tab(demo, screener, store, index, annotator=annotator, mined=mined,
+                                   prefill_cot=prefill_cot, files=files, role_of=role_of, login=users is not None,
+                                   interval=UI_INTERVAL)
     return demo
-
-
-def _queues():
-    from labkit.store import QUEUES
-
-    return QUEUES
-
-
-def _describe(choice, flagged) -> str:
-    letters = "".join(sorted(c for c in (choice or []) if c in LETTERS))
-    text = letters or ("N" if choice and H.NONE_CHOICE in choice else "no answer")
-    return text + (" (flagged)" if flagged else "")

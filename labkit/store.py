@@ -6,10 +6,19 @@ What it holds (``data/annotations.sqlite`` by default):
 - **samples**, keyed by ``(dataset, sample_id)``, with the split and the dataset folder they
   come from (so adjudicated labels can be exported with their images);
 - **label events**, append-only: who, when, answer (canonical, via
-  `labkit.metrics.canonical_answer`), per-candidate defect tags, CoT text, a flag, seconds
-  spent. An *undo* is itself an event that retracts the annotator's previous label; nothing
-  is ever updated or deleted (database triggers refuse it), so the full history stays auditable;
-- **hard cases** imported from HCM mining.
+  `labkit.metrics.canonical_answer`), per-candidate defect tags, CoT text and where it came
+  from (``cot_source``: human, model or none), a flag, seconds spent, and whether the label
+  was given *blind* (before the annotator was shown anyone else's answer on that sample).
+  An *undo* is itself an event that retracts the annotator's previous label, and a
+  *retraction* (`AnnotationStore.retract`, ``labkit store retract EVENT_ID``) is an undo event
+  aimed at one given label; nothing is ever updated or deleted (database triggers refuse it),
+  so the full history stays auditable;
+- **hard cases** imported from HCM mining (a mark can be removed: `unmark_hard`);
+- **dataset identity**: each registered split's content fingerprint (`labkit.store_datasets`),
+  so two different folders with the same name never share samples.
+
+Reasoning is checked on the way in (`labkit.store_schema.check_reasoning`): at most
+`MAX_COT_CHARS` characters, and never a reasoning whose own final answer contradicts the label.
 
 The *current label* of a sample for one annotator is that annotator's latest label event that
 no undo retracted. Queues (``unlabelled``, ``hard``, ``flagged``, ``disagreements``), progress
@@ -41,12 +50,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
+from labkit.store_datasets import check_split_identity, dataset_name, split_fingerprint  # noqa: F401
 from labkit.store_schema import (  # noqa: F401  (re-exported: the store's public API)
+    COT_SOURCES,
+    MAX_COT_CHARS,
     MIGRATIONS,
     SCHEMA_VERSION,
     StoreError,
     _now,
     check_password,
+    check_reasoning,
     hash_password,
     migrate,
     normalise_label,
@@ -80,6 +93,12 @@ class LabelEvent:
     note: str = ""
     seconds: float | None = None
     retracts: int | None = None
+    cot_source: str = ""
+    blind: bool = True
+
+
+_EVENT_COLUMNS = ("e.id, s.dataset, s.sample_id, a.name, e.created_at, e.kind, e.answer, e.defects, e.cot, "
+                  "e.flag, e.note, e.seconds, e.retracts, e.cot_source, e.blind")
 
 
 # ----------------------------------------------------------------------------- the store
@@ -231,7 +250,18 @@ class AnnotationStore:
         ids: list[str] = []
         for f in files:
             ids += [str(x) for x in pq.read_table(f, columns=["id"]).column("id").to_pylist()]
-        return self.register_samples(dataset or dataset_name(root), ids, split=split, source_dir=root)
+        name = dataset or dataset_name(root)
+        fingerprint = split_fingerprint(root, split)
+        # The identity check first: a refused dataset leaves no sample behind.
+        self._write(lambda conn: check_split_identity(conn, name, split, fingerprint, str(root.resolve())))
+        return self.register_samples(name, ids, split=split, source_dir=root)
+
+    def fingerprints(self, dataset: str | None = None) -> dict[tuple[str, str], str]:
+        """Recorded content fingerprints by ``(dataset, split)``."""
+        sql, params = "SELECT dataset, split, fingerprint FROM dataset_splits", ()
+        if dataset:
+            sql, params = sql + " WHERE dataset = ?", (dataset,)
+        return {(d, sp): fp for d, sp, fp in self.query(sql, params)}
 
     def datasets(self) -> list[str]:
         return [r[0] for r in self.query("SELECT DISTINCT dataset FROM samples ORDER BY dataset")]
@@ -267,20 +297,30 @@ class AnnotationStore:
         flag: bool = False,
         seconds: float | None = None,
         note: str = "",
+        cot_source: str = "human",
     ) -> int:
-        """Append one label event; returns its event id. See `normalise_label` for the rules."""
+        """Append one label event; returns its event id.
+
+        See `normalise_label` for the label rules and `check_reasoning` for the reasoning's
+        (length, provenance ``cot_source``: human, model or none; no contradiction with
+        ``answer``). The event is *blind* unless the annotator was shown others' answers on
+        this sample before (`record_reveal`).
+        """
         answer, defects = normalise_label(answer, candidate_defects, flag)
         if seconds is not None and (seconds != seconds or seconds < 0):
             raise StoreError(f"seconds must be a non-negative number, got {seconds!r}")
+        cot = cot or ""
+        cot_source = check_reasoning(cot, answer, cot_source)
 
         def fn(conn):
             aid = self._annotator_id(conn, annotator)
             pk = self._sample_pk(conn, dataset, sample_id)
+            seen = conn.execute("SELECT 1 FROM reveals WHERE sample = ? AND annotator = ?", (pk, aid)).fetchone()
             return conn.execute(
-                "INSERT INTO events (sample, annotator, created_at, kind, answer, defects, cot, flag, seconds, note) "
-                "VALUES (?, ?, ?, 'label', ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO events (sample, annotator, created_at, kind, answer, defects, cot, flag, seconds, note, "
+                "cot_source, blind) VALUES (?, ?, ?, 'label', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (pk, aid, _now(), answer, json.dumps(defects) if defects is not None else None,
-                 cot or "", int(bool(flag)), seconds, note or ""),
+                 cot, int(bool(flag)), seconds, note or "", cot_source, int(not seen)),
             ).lastrowid
 
         return self._write(fn)
@@ -315,11 +355,40 @@ class AnnotationStore:
 
         return self._write(fn)
 
+    def retract(self, event_id: int, by: str, reason: str = "") -> SampleKey:
+        """Retract one label event (an append-only undo event aimed at it, with ``reason`` as its
+        note); the sample's current label for that annotator falls back to their previous one.
+        ``by`` names who retracts (an annotator in the store, e.g. a reviewer). Returns the sample."""
+        def fn(conn):
+            row = conn.execute(
+                "SELECT e.sample, s.dataset, s.sample_id, e.kind FROM events e JOIN samples s ON s.id = e.sample "
+                "WHERE e.id = ?", (int(event_id),)).fetchone()
+            if not row or row[3] != "label":
+                raise StoreError(f"event {event_id} is not a label event of this store")
+            if conn.execute("SELECT 1 FROM events WHERE kind = 'undo' AND retracts = ?", (int(event_id),)).fetchone():
+                raise StoreError(f"label event {event_id} is already retracted")
+            aid = self._annotator_id(conn, by)
+            conn.execute(
+                "INSERT INTO events (sample, annotator, created_at, kind, retracts, note) VALUES (?, ?, ?, 'undo', ?, ?)",
+                (row[0], aid, _now(), int(event_id), f"retract: {reason}".strip()),
+            )
+            return SampleKey(row[1], row[2])
+
+        return self._write(fn)
+
+    def record_reveal(self, annotator: str, dataset: str, sample_id: str) -> None:
+        """Note that ``annotator`` was shown other annotators' answers on this sample: their
+        later labels on it are not blind and stay out of the agreement figures."""
+        def fn(conn):
+            conn.execute("INSERT OR IGNORE INTO reveals (sample, annotator, revealed_at) VALUES (?, ?, ?)",
+                         (self._sample_pk(conn, dataset, sample_id), self._annotator_id(conn, annotator), _now()))
+
+        self._write(fn)
+
     def events(self, dataset: str | None = None, sample_id: str | None = None, annotator: str | None = None) -> list[LabelEvent]:
         """The event history (oldest first), optionally filtered."""
         sql = (
-            "SELECT e.id, s.dataset, s.sample_id, a.name, e.created_at, e.kind, e.answer, e.defects, e.cot, "
-            "e.flag, e.note, e.seconds, e.retracts FROM events e JOIN samples s ON s.id = e.sample "
+            f"SELECT {_EVENT_COLUMNS} FROM events e JOIN samples s ON s.id = e.sample "
             "JOIN annotators a ON a.id = e.annotator WHERE 1=1"
         )
         params: list = []
@@ -329,13 +398,18 @@ class AnnotationStore:
                 params.append(val)
         return [_event(r) for r in self.query(sql + " ORDER BY e.id", tuple(params))]
 
-    def current_labels(self, dataset: str | None = None, sample_id: str | None = None) -> dict[SampleKey, dict[str, LabelEvent]]:
-        """Per sample, per annotator: the latest label event that no undo retracted."""
+    def current_labels(self, dataset: str | None = None, sample_id: str | None = None,
+                       blind_only: bool = False) -> dict[SampleKey, dict[str, LabelEvent]]:
+        """Per sample, per annotator: the latest label event that no undo retracted.
+
+        ``blind_only``: the latest standing *blind* label instead (given before the annotator
+        saw others' answers on the sample); the agreement figures use these.
+        """
+        blind = " AND blind = 1" if blind_only else ""
         sql = (
-            "SELECT e.id, s.dataset, s.sample_id, a.name, e.created_at, e.kind, e.answer, e.defects, e.cot, "
-            "e.flag, e.note, e.seconds, e.retracts FROM events e JOIN samples s ON s.id = e.sample "
+            f"SELECT {_EVENT_COLUMNS} FROM events e JOIN samples s ON s.id = e.sample "
             "JOIN annotators a ON a.id = e.annotator "
-            "WHERE e.id IN (SELECT MAX(id) FROM events x WHERE kind = 'label' AND id NOT IN "
+            f"WHERE e.id IN (SELECT MAX(id) FROM events x WHERE kind = 'label'{blind} AND id NOT IN "
             "  (SELECT retracts FROM events WHERE kind = 'undo' AND retracts IS NOT NULL) GROUP BY sample, annotator)"
         )
         params: list = []
@@ -357,29 +431,15 @@ class AnnotationStore:
 
         Every id must be a registered sample of ``dataset``. Returns how many were newly marked.
         """
-        ids = read_hard_ids(path)
-        src = source or str(path)
+        from labkit.store_hard import import_hard_cases
 
-        def fn(conn):
-            pks = {}
-            unknown = []
-            for sid in ids:
-                row = conn.execute("SELECT id FROM samples WHERE dataset = ? AND sample_id = ?", (dataset, sid)).fetchone()
-                (unknown.append(sid) if not row else pks.__setitem__(sid, row[0]))
-            if unknown:
-                more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
-                raise StoreError(
-                    f"{path}: {len(unknown)} hard id(s) are not registered samples of {dataset!r}: "
-                    f"{', '.join(unknown[:5])}{more}"
-                )
-            before = conn.total_changes
-            conn.executemany(
-                "INSERT OR IGNORE INTO hard_cases (sample, source, imported_at) VALUES (?, ?, ?)",
-                [(pk, src, _now()) for pk in pks.values()],
-            )
-            return conn.total_changes - before
+        return import_hard_cases(self, path, dataset, source)
 
-        return self._write(fn)
+    def unmark_hard(self, dataset: str, sample_ids: Iterable[str]) -> int:
+        """Remove the hard mark of these samples (unknown or unmarked ids are ignored); returns how many."""
+        from labkit.store_hard import unmark_hard
+
+        return unmark_hard(self, dataset, sample_ids)
 
     # -- queues, progress, agreement, export (labkit.store_queries)
     def queue(self, name: str, dataset: str | None = None, annotator: str | None = None, limit: int | None = None) -> list[SampleKey]:
@@ -409,23 +469,9 @@ class AnnotationStore:
         return export_split(self, dataset, out_dir, split=split, **kw)
 
 
-def dataset_name(root: str | os.PathLike) -> str:
-    """A dataset folder's name: ``name`` in its ``dataset.json``, else the folder name."""
-    root = Path(root)
-    manifest = root / "dataset.json"
-    if manifest.exists():
-        try:
-            name = json.loads(manifest.read_text()).get("name")
-            if name:
-                return str(name)
-        except ValueError:
-            pass
-    return root.resolve().name
-
-
 def _event(r) -> LabelEvent:
     return LabelEvent(
         event_id=r[0], dataset=r[1], sample_id=r[2], annotator=r[3], created_at=r[4], kind=r[5], answer=r[6],
         candidate_defects=json.loads(r[7]) if r[7] else None, cot=r[8] or "", flag=bool(r[9]), note=r[10] or "",
-        seconds=r[11], retracts=r[12],
+        seconds=r[11], retracts=r[12], cot_source=r[13] or "", blind=bool(r[14]),
     )

@@ -5,7 +5,8 @@ label that no undo retracted). Use them through the store's methods
 (``store.queue(...)``, ``store.agreement()``, ``store.export_split(...)``) or the CLI
 (``labkit store agreement DB``, ``labkit store export DB --dataset D --out DIR``).
 
-Agreement is Fleiss' kappa per candidate (A–D) over two categories, accepted and rejected,
+Agreement uses *blind* labels only (given before the annotator saw anyone else's answer on
+the sample; see `AnnotationStore.record_reveal`). It is Fleiss' kappa per candidate (A–D) over two categories, accepted and rejected,
 on the samples with at least two answering annotators; with unequal rater counts it uses the
 usual generalisation (each sample's agreement over its own rater pairs). Exact-answer
 agreement is the share of those samples on which every annotator gave the same answer.
@@ -40,6 +41,7 @@ class Adjudication:
     annotators: list[str] = field(default_factory=list)
     candidate_defects: list[list[str]] | None = None
     cot: str = ""
+    cot_source: str = ""
 
 
 def _decide(key: SampleKey, labels: dict) -> Adjudication:
@@ -64,8 +66,9 @@ def _decide(key: SampleKey, labels: dict) -> Adjudication:
     if tagged:
         # Union of the majority's tags per candidate; accepted candidates have none by construction.
         adj.candidate_defects = [sorted({t for d in tagged for t in d[i]}) for i in range(len(LETTERS))]
-    cots = [ev.cot for ev in majority if ev.cot.strip()]
-    adj.cot = cots[-1] if cots else ""
+    cots = [ev for ev in majority if ev.cot.strip()]
+    adj.cot = cots[-1].cot if cots else ""
+    adj.cot_source = (cots[-1].cot_source or "human") if cots else "none"
     return adj
 
 
@@ -178,7 +181,7 @@ def agreement(store: AnnotationStore, dataset: str | None = None) -> dict:
     answer from all), ``pairwise_exact`` (share of agreeing annotator pairs, averaged over samples).
     """
     answers_per_sample = []
-    for labels in store.current_labels(dataset).values():
+    for labels in store.current_labels(dataset, blind_only=True).values():
         answers = [ev.answer for ev in labels.values() if ev.answer is not None]
         if len(answers) >= 2:
             answers_per_sample.append(answers)
@@ -220,7 +223,7 @@ def _dimension(source: dict, answer: str, defects: list[list[str]] | None) -> st
 
 
 def export_split(store: AnnotationStore, dataset: str, out_dir: str | os.PathLike, split: str = "train",
-                 name: str | None = None, min_votes: int = 1) -> dict:
+                 name: str | None = None, min_votes: int = 1, drop_bad_reasoning: bool = False) -> dict:
     """Write the agreed labels of ``dataset`` as split ``split`` of a NEW dataset folder.
 
     Only samples with status ``agreed`` and at least ``min_votes`` votes for the majority answer
@@ -228,9 +231,14 @@ def export_split(store: AnnotationStore, dataset: str, out_dir: str | os.PathLik
     columns come from the registered source folder (never modified); ``answer``,
     ``candidate_defects``, ``cot`` and ``dimension`` come from the labels, and ``meta`` gains an
     ``annotation`` entry (votes, annotators). ``dataset.json`` records the source as parent.
-    Returns a summary dict.
+    The reasoning is checked again (`labkit.store_schema.check_reasoning`): reasoning whose own
+    final answer contradicts the exported answer (e.g. from a store written before that check,
+    or a source CoT) refuses the export with a message naming the samples and both answers;
+    ``drop_bad_reasoning`` exports those samples without reasoning instead (counted in
+    ``reasoning_dropped``). Returns a summary dict.
     """
     from labkit.data import SPLITS, _split_files, answer_from_defects, load_split, save_split
+    from labkit.store_schema import check_reasoning
 
     if split not in SPLITS:
         raise StoreError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
@@ -254,7 +262,7 @@ def export_split(store: AnnotationStore, dataset: str, out_dir: str | os.PathLik
     groups = defaultdict(list)
     for sid in chosen:
         groups[where[sid]].append(sid)
-    samples, missing = [], []
+    samples, missing, bad_reasoning = [], [], []
     for (src, src_split), ids in sorted(groups.items()):
         ds = load_split(src, src_split, validate=False)
         wanted = set(ids)
@@ -268,14 +276,27 @@ def export_split(store: AnnotationStore, dataset: str, out_dir: str | os.PathLik
                 # Labels without (complete) tags: keep the source's tags only where they imply the same answer.
                 defects = src_defects if src_defects is not None and answer_from_defects(src_defects) == d.answer else None
             cot = d.cot or (row.get("cot") if row.get("answer") == d.answer else "") or ""
+            source = (d.cot_source or "human") if d.cot else ("dataset" if cot else "none")
+            try:
+                check_reasoning(cot, d.answer, "human")
+            except StoreError as exc:
+                bad_reasoning.append(f"{row['id']}: {exc}".split(": fix the reasoning")[0])
+                cot, source = "", "none"
             meta = json.loads(row.get("meta") or "{}")
             meta["annotation"] = {"store": str(store.path), "votes": d.votes, "annotators": d.annotators,
-                                  "source_answer": row.get("answer")}
+                                  "source_answer": row.get("answer"), "cot_source": source}
             samples.append({**row, "answer": d.answer, "candidate_defects": defects, "cot": cot,
                             "dimension": _dimension(row, d.answer, defects), "split": split,
                             "meta": json.dumps(meta, sort_keys=True)})
     if missing:
         raise StoreError(f"{len(missing)} labelled sample(s) are missing from their source folder (e.g. {missing[0]!r})")
+    if bad_reasoning and not drop_bad_reasoning:
+        more = f" (and {len(bad_reasoning) - 3} more)" if len(bad_reasoning) > 3 else ""
+        raise StoreError(
+            f"{len(bad_reasoning)} sample(s) carry reasoning that contradicts their label: "
+            + "; ".join(bad_reasoning[:3]) + more
+            + ". Fix those labels, or export without that reasoning (drop_bad_reasoning=True, --drop-bad-reasoning)"
+        )
     if not samples:
         raise StoreError(f"no agreed labels to export for dataset {dataset!r}")
     parents = sorted({src for src, _ in groups})
@@ -283,4 +304,4 @@ def export_split(store: AnnotationStore, dataset: str, out_dir: str | os.PathLik
     status = Counter(d.status for d in decisions.values())
     return {"out": str(out), "split": split, "exported": len(samples), "ties": status["tie"],
             "flagged": status["flagged"], "unlabelled": status["unlabelled"],
-            "below_min_votes": status["agreed"] - len(samples)}
+            "below_min_votes": status["agreed"] - len(samples), "reasoning_dropped": len(bad_reasoning)}

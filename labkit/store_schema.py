@@ -96,8 +96,38 @@ def _m3_append_only(conn: sqlite3.Connection) -> None:
         )
 
 
+def _m4_provenance_blind_identity(conn: sqlite3.Connection) -> None:
+    """Version 4: where a label's reasoning came from (``cot_source``: human, model or none) and
+    whether the label was given blind (before its annotator saw anyone else's answer on the
+    sample); ``reveals`` records when the app showed an annotator others' answers;
+    ``dataset_splits`` records each registered split's content fingerprint
+    (`labkit.store_datasets`)."""
+    _script(conn,
+        """
+        ALTER TABLE events ADD COLUMN cot_source TEXT NOT NULL DEFAULT '';
+        ALTER TABLE events ADD COLUMN blind INTEGER NOT NULL DEFAULT 1;
+        CREATE TABLE reveals (
+            sample INTEGER NOT NULL REFERENCES samples(id),
+            annotator INTEGER NOT NULL REFERENCES annotators(id),
+            revealed_at TEXT NOT NULL,
+            PRIMARY KEY (sample, annotator)
+        );
+        CREATE TABLE dataset_splits (
+            dataset TEXT NOT NULL,
+            split TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            source_dir TEXT,
+            registered_at TEXT NOT NULL,
+            PRIMARY KEY (dataset, split)
+        );
+        """
+    )
+
+
 # Ordered: MIGRATIONS[i] takes the schema from version i to version i + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_core, _m2_hard_cases_and_notes, _m3_append_only]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _m1_core, _m2_hard_cases_and_notes, _m3_append_only, _m4_provenance_blind_identity,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -167,6 +197,36 @@ def check_password(password: str, stored: str) -> bool:
 
 
 # ----------------------------------------------------------------------------- labels
+
+MAX_COT_CHARS = 20_000  # longest reasoning a label may carry (the models write a few hundred)
+COT_SOURCES = ("human", "model", "none")  # typed by the annotator / model text accepted as is / absent
+
+
+def check_reasoning(cot: str, answer: str | None, cot_source: str = "human") -> str:
+    """The provenance of a label's reasoning, after checking it; raises StoreError naming the problem.
+
+    Refused: text over `MAX_COT_CHARS`; an unknown ``cot_source``; reasoning whose own final
+    answer (`labkit.verdicts.stated_answer`) differs from the label's ``answer`` (the message
+    names both and offers to drop the reasoning). Empty reasoning always has source ``none``.
+    """
+    from labkit.verdicts import stated_answer
+
+    if not isinstance(cot, str):
+        raise StoreError(f"reasoning must be text, got {type(cot).__name__}")
+    if len(cot) > MAX_COT_CHARS:
+        raise StoreError(f"reasoning is {len(cot):,} characters; the limit is {MAX_COT_CHARS:,}. Shorten it")
+    if not cot.strip():
+        return "none"
+    if cot_source not in COT_SOURCES:
+        raise StoreError(f"unknown reasoning source {cot_source!r}; expected one of {', '.join(COT_SOURCES)}")
+    stated = stated_answer(cot)
+    if answer is not None and stated is not None and stated != answer:
+        raise StoreError(
+            f"the reasoning's own answer is {stated!r} but the label's answer is {answer!r}: "
+            "fix the reasoning, or save without it (drop the reasoning)"
+        )
+    return "none" if cot_source == "none" else cot_source
+
 
 def normalise_label(answer: str | None, candidate_defects, flag: bool) -> tuple[str | None, list[list[str]] | None]:
     """Canonical answer and defects of a label; raises StoreError naming the problem.

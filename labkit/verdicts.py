@@ -13,8 +13,14 @@ Two readers of the same reasoning:
   `labkit.evaluate` (``verdict_scores=True``) for the per-candidate AUC: a ranking measure that
   moves while accuracy still sits at the majority class.
 
+- `stated_answer(text)`: the final answer a reasoning text gives itself (its last
+  ``<answer>`` tag, else its last "the answer is …" sentence), canonical, or None. The
+  annotation store refuses a label whose reasoning states another answer than the label.
+
     >>> parse_verdicts("<think>A: ok. B: no, wrong shadow. B: ok.</think><answer>AB</answer>")
     {'A': True, 'B': True, 'C': None, 'D': None}
+    >>> stated_answer("A floats; B and D are fine, so the answer is B, D.")
+    'BD'
 """
 from __future__ import annotations
 
@@ -63,6 +69,38 @@ def parse_verdicts(text: str | None) -> dict[str, bool | None]:
     for _, letter, verdict in sorted(events):
         out[letter] = verdict
     return out
+
+
+_ANSWER_TAGS = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
+# "the answer is BD", "answer: A, C", "final answer - N", "the answer is none"
+_ANSWER_SENTENCE = re.compile(
+    r"\banswer\s*(?:is|:|-|=)\s*\**\s*((?:none\b|N\b)|[A-D](?:\s*(?:,|and|&|\+)?\s*[A-D](?![A-Za-z]))*(?![A-Za-z]))",
+    re.IGNORECASE,
+)
+
+
+def stated_answer(text: str | None) -> str | None:
+    """The canonical answer a reasoning text states for itself, or None when it states none.
+
+    The last ``<answer>…</answer>`` tag wins; without tags, the last "answer is X" / "answer: X"
+    phrase. An invalid stated answer (e.g. ``<answer>AN</answer>``) also gives None.
+    """
+    from labkit.metrics import AnswerError, canonical_answer
+
+    if not text:
+        return None
+    tags = _ANSWER_TAGS.findall(text)
+    found = tags[-1] if tags else None
+    if found is None:
+        phrases = _ANSWER_SENTENCE.findall(text)
+        found = phrases[-1] if phrases else None
+    if found is None:
+        return None
+    letters = re.sub(r"(?i)\band\b|[,&+\s*]", "", found)
+    try:
+        return canonical_answer(letters)
+    except AnswerError:
+        return None
 
 
 def verdict_token_ids(tokenizer) -> tuple[int, int, list[int], int] | None:

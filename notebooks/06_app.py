@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -139,10 +141,14 @@ for key in queue:
     accepted = [l for l, t in zip("ABCD", truth_tags) if not t] or ["N"]
     tags = [list(t) for t in truth_tags]
     H.save_label(store, "dana", f"{key.dataset}/{key.sample_id}", accepted, tags, cot=s["cot"], seconds=12.0)
+    # Blind: eli's view of the item shows nothing of dana's label.
+    assert H.item_view(store, index, "eli", f"{key.dataset}/{key.sample_id}").others == {}
+    cot = s["cot"]
     if rng.random() < 0.2 and len(accepted) < 4 and accepted != ["N"]:
         miss = next(i for i, t in enumerate(tags) if t)                    # eli misses one defect
         accepted, tags[miss] = sorted(accepted + ["ABCD"[miss]]), []
-    H.save_label(store, "eli", f"{key.dataset}/{key.sample_id}", accepted, tags, cot=s["cot"], seconds=15.0)
+        cot = ""   # the dataset's reasoning now contradicts eli's answer: the store would refuse it
+    H.save_label(store, "eli", f"{key.dataset}/{key.sample_id}", accepted, tags, cot=cot, seconds=15.0)
     labelled += 1
 
 progress = store.progress(index.name)

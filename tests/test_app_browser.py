@@ -1,6 +1,8 @@
 """End to end in a real headless Chromium (Debian's `chromium`, driven by Playwright through its
 executable path): upload five images and watch the reasoning stream, then label a hard-case
-queue with the keyboard alone. Screenshots go to ``test-artifacts/``.
+queue with the keyboard alone; a save while the model's suggestion streams stores no partial
+text; validation errors show inline; the title names the demo arm and warns. Screenshots go
+to ``test-artifacts/``.
 
 Skipped only when /usr/bin/chromium is absent (`make test` installs it: `make chromium`).
 """
@@ -42,8 +44,10 @@ def app_url(tmp_path_factory, tiny_internvl):
     rows = [{"id": f"s{i:04d}", "response": f"<think>Mined reasoning {i}.</think><answer>B</answer>",
              "prediction": "B", "answer": a, "hard": i % 2 == 0} for i, a in enumerate(answers)]
     (root / "hard_cases.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    info = {"arm": "hcm-grpo", "score": 42.5, "random": 20.0,
+            "warning": "this model answers N on 70 of 100 test samples (70%)"}
     cfg = AppConfig(model=str(tiny_internvl), store=str(root / "store.sqlite"), data=str(root / "ds"),
-                    hard_cases=str(root / "hard_cases.jsonl"), port=0, max_new_tokens=160)
+                    hard_cases=str(root / "hard_cases.jsonl"), port=0, max_new_tokens=160, model_info=info)
     demo = serve(cfg, block=False)
     yield {"url": demo.local_url, "root": root, "store": root / "store.sqlite"}
     demo.close()
@@ -93,7 +97,28 @@ def test_upload_five_images_and_watch_the_reasoning_stream(page, app_url):
     assert answer and (answer == "(no valid answer)" or set(answer) <= set("ABCDN"))
     for letter in "ABCD":
         assert page.inner_text(f"#verdict-{letter}").startswith(f"{letter}:")
+        # A CSS badge, not an emoji.
+        assert page.eval_on_selector(f"#verdict-{letter}", "e => e.querySelectorAll('.badge').length") >= 1
+    # The rendered reasoning shows no raw tags.
+    assert "<think>" not in page.inner_text("#reasoning-view")
+    # The title names the arm and its test score, and the warning is on screen.
+    assert "model hcm-grpo · test score 42.5 (random guess 20.0)" in page.inner_text("#app-title")
+    assert "70 of 100" in page.inner_text("#model-warning")
     page.screenshot(path=str(ARTIFACTS / "app_screen.png"), full_page=True)
+
+
+def test_picked_sample_shows_its_true_label_and_the_verdict(page, app_url):
+    page.click("#screen-pick input")
+    page.click("li[role=option]:has-text('s0001')")
+    page.wait_for_function("document.querySelector('#screen-status').innerText.includes('true label: B')",
+                           timeout=30_000)
+    # The display copy is upscaled (32 px samples shown at 384 px); the model still gets the originals.
+    page.wait_for_function("(document.querySelector('#screen-original img') || {}).naturalWidth >= 384",
+                           timeout=30_000)
+    page.click("#screen-btn")
+    page.wait_for_function("document.querySelector('#screen-status').innerText.includes('Done in')", timeout=60_000)
+    status = page.inner_text("#screen-status")
+    assert "True label: B" in status and ("model right" in status or "model wrong" in status)
 
 
 def test_label_a_hard_case_queue_with_the_keyboard(page, app_url):
@@ -102,8 +127,15 @@ def test_label_a_hard_case_queue_with_the_keyboard(page, app_url):
     page.click("button[role=tab]:has-text('Annotate')")
     page.wait_for_function("document.querySelector('#item-key input, #item-key textarea').value.endsWith('s0000')",
                            timeout=30_000)
-    # The hard queue opens first; its CoT comes from the mining output.
-    assert _value(page, "cot-box") == "<think>Mined reasoning 0.</think><answer>B</answer>"
+    # The hard queue opens first; the mined response is a suggestion beside an empty reasoning box.
+    assert _value(page, "suggestion-box") == "<think>Mined reasoning 0.</think><answer>B</answer>"
+    assert _value(page, "cot-box") == ""
+    # Enter with nothing chosen: the message shows inline; the images and the item stay.
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#annotate-status').innerText.includes('nothing chosen')",
+                           timeout=30_000)
+    assert _value(page, "item-key").endswith("s0000")
+    assert page.eval_on_selector_all("#annotate-panel img", "els => els.length") >= 5
     page.keyboard.press("a")
     page.keyboard.press("c")
     assert _checked(page) == ["A", "C"]
@@ -147,7 +179,29 @@ def test_label_a_hard_case_queue_with_the_keyboard(page, app_url):
     events = [(e.kind, e.sample_id, e.answer) for e in store.events()]
     assert events == [("label", "s0000", "B"), ("label", "s0002", "D"), ("undo", "s0002", None)]
     (label,) = store.events(sample_id="s0000")
-    assert label.cot.endswith(" d") and label.annotator == "annotator" and label.seconds > 0
+    assert label.cot == " d" and label.cot_source == "human" and label.annotator == "annotator" and label.seconds > 0
     current = store.current_labels(dataset="ds")
     assert {k.sample_id: {a: e.answer for a, e in v.items()} for k, v in current.items()} == {"s0000": {"annotator": "B"}}
     assert (ARTIFACTS / "app_annotate.png").stat().st_size > 10_000
+
+
+def test_enter_while_the_suggestion_streams_saves_no_partial_text(page, app_url):
+    # In the unlabelled queue the model writes a suggestion for each item (no mined one there).
+    # Pressing a letter and Enter while it streams saves the label with no reasoning at all: the
+    # stream never touches the annotator's box, and the save stops it.
+    from labkit.store import AnnotationStore
+
+    page.click("#queue label:has-text('unlabelled')")
+    page.wait_for_function("document.querySelector('#suggestion-source').innerText.includes('writing')",
+                           timeout=60_000)
+    key = _value(page, "item-key")
+    partial = _value(page, "suggestion-box")
+    assert _value(page, "cot-box") == ""
+    page.keyboard.press("c")
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"document.querySelector('#annotate-status').innerText.includes('Saved {key}')",
+                           timeout=30_000)
+    store = AnnotationStore(app_url["store"])
+    last = store.events(sample_id=key.split("/")[1])[-1]
+    assert (last.answer, last.cot, last.cot_source) == ("C", "", "none")
+    assert partial == "" or partial not in last.cot

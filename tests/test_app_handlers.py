@@ -130,10 +130,33 @@ def test_screen_step_marks_candidates_from_the_parsed_answer():
     assert "accepted" in step.per_candidate["A"] and "A: ok." in step.per_candidate["A"]
     assert "rejected" in step.per_candidate["B"] and "B: warped." in step.per_candidate["B"]
     assert "acceptable: A, C" in step.status
-    # No valid answer: every candidate says so, none is marked accepted.
+    # No valid answer: a candidate the reasoning judged keeps that verdict; the others say so.
     bad = H.screen_step("<think>A: ok.</think>", True, 1.0, None)
     assert bad.answer is None and bad.answer_text() == "(no valid answer)"
-    assert all("no valid answer" in bad.per_candidate[l] for l in "ABCD")
+    assert "badge-accepted" in bad.per_candidate["A"]
+    assert all("no valid answer" in bad.per_candidate[l] for l in "BCD")
+    # Badges are CSS classes, never emoji.
+    assert not any(ch in "".join(step.per_candidate.values()) for ch in "\u2705\u274c\u26a0")
+
+
+def test_verdicts_follow_the_last_statement_about_each_letter_in_any_order():
+    # The model goes D, B, A, C and changes its mind about B: each badge follows the reasoning's
+    # last statement about that letter; where the final answer disagrees, a note says so.
+    text = "<think>D: ok. B: no, wrong shadow. A: ok. C: no, floats. B: ok, the shadow is fine.</think><answer>AD</answer>"
+    step = H.screen_step(text, True, 1.0, None, truth="ABD")
+    marks = {l: ("accepted" if "badge-accepted" in step.per_candidate[l].split("\n")[0] else "rejected") for l in "ABCD"}
+    assert marks == {"A": "accepted", "B": "accepted", "C": "rejected", "D": "accepted"}
+    assert "final answer: rejected" in step.per_candidate["B"]
+    assert "B: no, wrong shadow. B: ok, the shadow is fine." in step.per_candidate["B"]
+    # The true label: AD is a subset of ABD, right under the paper's metric.
+    assert "True label: **ABD**" in step.status and "model right" in step.status
+    assert "model wrong" in H.screen_step(text, True, 1.0, None, truth="BC").status
+
+
+def test_reasoning_html_has_no_raw_tags():
+    out = H.reasoning_html("<think>A: ok. B: <no> shadow.</think><answer>A</answer>", done=True)
+    assert "<think>" not in out and "&lt;no&gt;" in out and "class='think'" in out
+    assert "Answer:" in out and ">A</span>" in out
 
 
 def test_screen_stream_with_a_real_tiny_model(tiny_internvl, five):
@@ -205,14 +228,14 @@ def test_save_show_and_undo_a_label_in_the_store(store_and_index):
     key = f"{index.name}/s0001"
     # Before labelling: no choices, the dataset has no CoT, so nothing is prefilled.
     view = H.item_view(store, index, "ana", key, position="2 / 3")
-    assert view.accepted == [] and view.cot == "" and len(view.images) == 5
+    assert view.accepted == [] and view.cot == "" and view.suggestion == "" and len(view.images) == 5
     H.save_label(store, "ana", key, ["B"], [["appearance_deformation"], [], [], []], "B: unchanged.", False, 4.5)
     (ev,) = store.events(sample_id="s0001")
-    assert (ev.annotator, ev.answer, ev.cot, ev.seconds) == ("ana", "B", "B: unchanged.", 4.5)
+    assert (ev.annotator, ev.answer, ev.cot, ev.seconds, ev.cot_source) == ("ana", "B", "B: unchanged.", 4.5, "human")
     assert ev.candidate_defects == [["appearance_deformation"], [], ["unspecified"], ["unspecified"]]
-    # Shown again: the annotator's label and CoT come back.
+    # Shown again: the annotator's label and reasoning come back.
     view = H.item_view(store, index, "ana", key)
-    assert view.accepted == ["B"] and view.tags[0] == ["appearance_deformation"] and view.cot_source == "your label"
+    assert view.accepted == ["B"] and view.tags[0] == ["appearance_deformation"] and view.cot == "B: unchanged."
     # Undo retracts it and names the sample; the current label is gone, the history stays.
     assert H.undo_label(store, "ana") == key
     assert H.item_view(store, index, "ana", key).accepted == []
@@ -230,7 +253,8 @@ def test_mined_responses_prefill_the_cot(store_and_index, tmp_path):
     assert store.import_hard_cases(path, index.name) == 1
     mined = H.read_mined_responses(path)
     view = H.item_view(store, index, "ana", f"{index.name}/s0000", mined=mined)
-    assert view.cot == rows[0]["response"] and view.cot_source == "mining"
+    # The mined response is a suggestion, shown apart: the annotator's reasoning box stays empty.
+    assert view.suggestion == rows[0]["response"] and view.suggestion_source == "mining" and view.cot == ""
     assert [k.sample_id for k in store.queue("hard", dataset=index.name, annotator="ana")] == ["s0000"]
 
 
@@ -251,32 +275,158 @@ def test_figures_carry_the_store_numbers(store_and_index):
     bars = dict(zip(fig.data[0].x, fig.data[0].y))
     assert bars["samples"] == 3 and bars["labelled"] == 1 and bars["unlabelled"] == 2
     assert dict(zip(fig.data[1].x, fig.data[1].y)) == {"ana": 1, "bo": 1}
-    # Each annotator sees the other's answer (flagged / disagreements queues).
-    assert H.item_view(store, index, "ana", f"{index.name}/s0000").others_text() == "others: bo A"
+    # Blind by default; with show_others (a reviewer's flagged / disagreements queue) the other's
+    # answer shows and the store records that ana saw it.
+    assert H.item_view(store, index, "ana", f"{index.name}/s0000").others_text() == ""
+    assert store.query("SELECT COUNT(*) FROM reveals")[0][0] == 0
+    view = H.item_view(store, index, "ana", f"{index.name}/s0000", show_others=True)
+    assert view.others_text() == "others: bo A"
+    assert store.query("SELECT COUNT(*) FROM reveals")[0][0] == 1
     agree = H.agreement_figure(store.agreement(index.name))
     assert dict(zip(agree.data[0].x, agree.data[0].y))["exact answer"] == 1.0
 
 
 # ----------------------------------------------------------------------------- login
 
-def test_auth_file_formats_and_checks(tmp_path, store_and_index):
+def test_auth_file_hashes_roles_and_checks(tmp_path, store_and_index):
     from labkit.store import hash_password
 
     store, _ = store_and_index
     lines = tmp_path / "users.txt"
-    lines.write_text(f"# annotators\nana:s3cret\nbo:{hash_password('hunter2')}\ncy:\n")
+    H.add_user(lines, "ana", "s3cret-pw", "admin")
+    H.add_user(lines, "bo", "hunter2-pw")
+    text = lines.read_text()
+    assert "s3cret-pw" not in text and "hunter2-pw" not in text and text.count("scrypt$") == 2
+    assert oct(lines.stat().st_mode & 0o777) == "0o600"
+    H.add_user(lines, "bo", "new-password", "reviewer")  # replaced, not duplicated
+    with open(lines, "a") as fh:
+        fh.write("cy:\n")  # no hash here: the store's password
     users = H.read_auth_file(lines)
-    assert set(users) == {"ana", "bo", "cy"}
+    assert {n: u.role for n, u in users.items()} == {"ana": "admin", "bo": "reviewer", "cy": "annotator"}
     store.add_annotator("cy", password="from-store")
     auth = H.make_auth(users, store)
-    assert auth("ana", "s3cret") and not auth("ana", "wrong")
-    assert auth("bo", "hunter2") and not auth("bo", "s3cret")
+    assert auth("ana", "s3cret-pw") and not auth("ana", "wrong")
+    assert auth("bo", "new-password") and not auth("bo", "hunter2-pw")
     assert auth("cy", "from-store") and not auth("cy", "")
-    assert not auth("mallory", "s3cret")  # not listed in the file
+    assert not auth("mallory", "s3cret-pw")  # not listed in the file
     js = tmp_path / "users.json"
-    js.write_text(json.dumps({"ana": "pw"}))
-    assert H.read_auth_file(js) == {"ana": "pw"}
+    js.write_text(json.dumps({"ana": {"password": hash_password("pw"), "role": "reviewer"}}))
+    assert H.read_auth_file(js)["ana"].role == "reviewer"
+    # Plain-text passwords and unknown roles are refused, naming the line and the way out.
+    (tmp_path / "plain.txt").write_text("ana:s3cret\n")
+    with pytest.raises(ValueError, match=r"plain.txt:1: 'ana' has a plain-text password.*labkit app adduser ana"):
+        H.read_auth_file(tmp_path / "plain.txt")
+    (tmp_path / "role.txt").write_text(f"ana:{hash_password('x')}:boss\n")
+    with pytest.raises(ValueError, match="unknown role 'boss'"):
+        H.read_auth_file(tmp_path / "role.txt")
     bad = tmp_path / "bad.txt"
     bad.write_text("no separator here\n")
-    with pytest.raises(ValueError, match=r"bad.txt:1: expected 'user:password'"):
+    with pytest.raises(ValueError, match=r"bad.txt:1: expected 'user:hash'"):
         H.read_auth_file(bad)
+
+
+def test_failed_logins_are_rate_limited(store_and_index, tmp_path):
+    # 200 wrong passwords: only the first 5 are checked (scrypt); then the name is locked, even
+    # for the right password, until the lockout ends. Other names are unaffected.
+    store, _ = store_and_index
+    H.add_user(tmp_path / "u.txt", "ana", "right-password")
+    H.add_user(tmp_path / "u.txt", "bo", "bo-password")
+    limiter = H.LoginLimiter(max_failures=5, lockout_s=0.5, max_total=1000)
+    auth = H.make_auth(H.read_auth_file(tmp_path / "u.txt"), store, limiter)
+    assert sum(auth("ana", f"guess{i}") for i in range(200)) == 0
+    assert limiter.refused == 195
+    assert not auth("ana", "right-password")  # locked
+    assert auth("bo", "bo-password")
+    import time
+
+    time.sleep(0.6)
+    assert auth("ana", "right-password")
+
+
+def test_cot_provenance_and_contradicting_reasoning(store_and_index):
+    # Saved reasoning is human (typed or edited), model (a finished suggestion accepted as is) or
+    # none; reasoning whose own answer contradicts the label is refused, naming both answers.
+    store, index = store_and_index
+    key = f"{index.name}/s0000"
+    suggestion = "<think>A: ok. B: no. C: ok. D: no.</think><answer>AC</answer>"
+    assert H.cot_provenance("", suggestion) == "none"
+    assert H.cot_provenance(suggestion, suggestion) == "model"
+    assert H.cot_provenance(suggestion + " edited", suggestion) == "human"
+    H.save_label(store, "ana", key, ["A", "C"], [[]] * 4, suggestion, suggestion=suggestion)
+    with pytest.raises(H.UserError, match=r"reasoning's own answer is 'AC' but the label's answer is 'BD'.*drop the reasoning"):
+        H.save_label(store, "ana", key, ["B", "D"], [[]] * 4, suggestion, suggestion=suggestion)
+    H.save_label(store, "ana", key, ["B", "D"], [[]] * 4, "", suggestion=suggestion)
+    assert [(e.answer, e.cot_source) for e in store.events(sample_id="s0000")] == [("AC", "model"), ("BD", "none")]
+
+
+# ----------------------------------------------------------------------------- bounded images
+
+def test_huge_png_is_downscaled_while_decoding(tmp_path):
+    # A 6000x4000 PNG (24 MP) comes back within the pixel cap, with the pixels of a full decode
+    # reduced by the same factor (exact for the strip decoder), and paths never reach messages.
+    import numpy as np
+
+    from app.images import fit_factor, open_capped
+
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    big = Image.fromarray(small).resize((6000, 4000), Image.Resampling.NEAREST)
+    big.save(tmp_path / "big.png")
+    got = H.read_upload(str(tmp_path / "big.png"), "candidate A", max_pixels=300_000)
+    f = fit_factor(6000, 4000, 300_000)
+    assert got.size == (6000 // f + (6000 % f > 0), 4000 // f + (4000 % f > 0)) and got.size[0] * got.size[1] <= 300_000
+    reference = Image.open(tmp_path / "big.png").convert("RGB").reduce(f)
+    assert np.array_equal(np.asarray(got), np.asarray(reference))
+    # Palette and RGBA PNGs take the same path.
+    for mode in ("P", "RGBA", "L"):
+        im = big.convert(mode) if mode != "P" else big.convert("P", palette=Image.Palette.ADAPTIVE, colors=200)
+        im.save(tmp_path / f"big-{mode}.png")
+        out = open_capped(tmp_path / f"big-{mode}.png", 300_000)
+        ref = im.convert("RGB").reduce(f)
+        assert np.array_equal(np.asarray(out), np.asarray(ref)), mode
+    assert H.client_message(f"cannot identify image file '{tmp_path}/x.png'") == "cannot identify image file <path>"
+
+
+def test_display_copies_are_upscaled_sharply():
+    from app.images import display_image
+
+    img = Image.new("RGB", (64, 48), "red")
+    img.putpixel((0, 0), (0, 0, 255))
+    big = display_image(img, min_side=384)
+    assert big.size == (512, 384) and big.getpixel((7, 7)) == (0, 0, 255) and big.getpixel((8, 8)) == (255, 0, 0)
+    assert display_image(Image.new("RGB", (500, 400)), 384).size == (500, 400)
+
+
+# ----------------------------------------------------------------------------- the demo's model
+
+def test_app_serves_the_best_scoring_arm_and_warns_on_a_majority_answer(tmp_path):
+    # results.json ranks the arms by "overall", whatever the arm order; the title names the arm
+    # and score; a model answering N on 7 of 10 test samples gets a warning.
+    from app.ui import model_heading
+    from labkit.cli.app import best_demo_arm, find_demo_model
+
+    demo = tmp_path / "demo"
+    arms = {"hcm-grpo": 31.0, "sft": 44.5, "grpo": 40.0, "base-cot": None}
+    for arm in arms:
+        (demo / arm / "final").mkdir(parents=True)
+        (demo / arm / "final" / "config.json").write_text("{}")
+    (demo / "sft" / "eval").mkdir()
+    (demo / "sft" / "eval" / "predictions.jsonl").write_text(
+        "".join(json.dumps({"id": f"s{i}", "prediction": "N" if i < 7 else "AC"}) + "\n" for i in range(10)))
+    results = {"arms": {a: {"overall": s, "random_baseline": 20.0, "dir": a, "model": str(demo / a / "final")}
+                        for a, s in arms.items()}}
+    (demo / "results.json").write_text(json.dumps(results))
+    best = best_demo_arm(demo)
+    assert (best["arm"], best["score"], best["model"]) == ("sft", 44.5, demo / "sft" / "final")
+    assert "answers N on 7 of 10 test samples (70%)" in best["warning"]
+    assert find_demo_model(demo) == demo / "sft" / "final"
+
+    class Named:
+        name = "final"
+
+    heading, warning = model_heading("Lab", Named(), best)
+    assert heading == "## Lab · model **sft** · test score **44.5** (random guess 20.0)" and "70%" in warning
+    # A balanced model: no warning.
+    (demo / "sft" / "eval" / "predictions.jsonl").write_text(
+        "".join(json.dumps({"prediction": a}) + "\n" for a in ["N", "AC", "B", "N", "D"]))
+    assert best_demo_arm(demo)["warning"] is None

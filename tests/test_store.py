@@ -32,8 +32,8 @@ def store(tmp_path, handmade_dataset):
 def test_wal_mode_and_schema_version(store):
     # The file is in WAL mode and at the newest schema version.
     assert store.query("PRAGMA journal_mode")[0][0] == "wal"
-    assert store.version == 3
-    assert [r[0] for r in store.query("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
+    assert store.version == 4
+    assert [r[0] for r in store.query("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3, 4]
 
 
 def test_events_are_append_only_in_the_database(store):
@@ -207,7 +207,7 @@ def test_export_round_trip_into_training(store, handmade_dataset, tmp_path):
 
 
 def test_migration_from_version_1(tmp_path):
-    # A store written by schema version 1 opens, is upgraded to 3, and keeps its events.
+    # A store written by schema version 1 opens, is upgraded to 4, and keeps its events.
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path, isolation_level=None)
     assert migrate(conn, target=1) == 1
@@ -218,7 +218,7 @@ def test_migration_from_version_1(tmp_path):
     assert [r[1] for r in conn.execute("PRAGMA table_info(events)")].count("note") == 0
     conn.close()
     st = AnnotationStore(path)
-    assert st.version == 3 == schema_version(sqlite3.connect(path))
+    assert st.version == 4 == schema_version(sqlite3.connect(path))
     ev = st.current_labels()[("hm", "s0000")]["ana"]
     assert (ev.answer, ev.cot, ev.note) == ("AC", "old", "")
     st.add_label("ana", "hm", "s0000", answer="B", note="new column")
@@ -274,7 +274,7 @@ KILLED = """
 import sys
 from labkit.store import AnnotationStore
 st = AnnotationStore(sys.argv[1])
-big = "x" * 200_000   # large events: the kill often lands inside a write
+big = "x" * 19_000   # large events (under MAX_COT_CHARS): the kill often lands inside a write
 i = 0
 while True:
     eid = st.add_label("k", "hm", "s0000", answer="A", cot=f"{i}:" + big)
@@ -345,3 +345,102 @@ def test_cli_round_trip(tmp_path, handmade_dataset, monkeypatch, capsys):
     assert main(["store", "export", "--dataset", "hm", "--out", str(tmp_path / "exp"), "--min-votes", "2", "--db", db]) == 0
     assert "exported 1 sample" in capsys.readouterr().out
     assert main(["store", "import-hard", str(tmp_path / "nope.txt"), "--dataset", "hm", "--db", db]) == 1   # clear error
+
+
+# ----------------------------------------------------------------------------- issue 15: trust
+
+def test_reasoning_limits_provenance_and_contradictions(store):
+    # Reasoning over MAX_COT_CHARS and reasoning whose own answer contradicts the label are
+    # refused (both answers named); provenance is stored; empty reasoning is "none".
+    from labkit.store import MAX_COT_CHARS
+
+    with pytest.raises(StoreError, match=r"reasoning is 20,001 characters; the limit is 20,000"):
+        store.add_label("ana", "hm", "s0000", answer="A", cot="x" * (MAX_COT_CHARS + 1))
+    with pytest.raises(StoreError, match=r"own answer is 'BD' but the label's answer is 'AC'.*drop the reasoning"):
+        store.add_label("ana", "hm", "s0000", answer="AC", cot="<think>A: no.</think><answer>BD</answer>")
+    with pytest.raises(StoreError, match=r"own answer is 'N'"):
+        store.add_label("ana", "hm", "s0000", answer="B", cot="Nothing fits, so the answer is none.")
+    with pytest.raises(StoreError, match="unknown reasoning source"):
+        store.add_label("ana", "hm", "s0000", answer="A", cot="A: ok.", cot_source="oracle")
+    store.add_label("ana", "hm", "s0000", answer="AC", cot="A: ok. C: ok, so the answer is AC.", cot_source="model")
+    store.add_label("bo", "hm", "s0000", answer="AC", cot="   ")
+    assert [(e.annotator, e.cot_source) for e in store.events()] == [("ana", "model"), ("bo", "none")]
+
+
+def test_export_refuses_contradicting_reasoning_or_drops_it(store, tmp_path):
+    # A store written before the check holds a label whose reasoning says BD while the label is
+    # A: the export refuses (naming the sample and both answers) unless asked to drop that reasoning.
+    from labkit.data import load_split
+
+    store.add_label("ana", "hm", "s0000", answer="A", cot="A: ok, so the answer is A.")
+    store.add_label("ana", "hm", "s0001", answer="B")
+    sample = store.query("SELECT id FROM samples WHERE sample_id = 's0001'")[0][0]
+    annotator = store.query("SELECT id FROM annotators WHERE name = 'bo'")[0][0]
+    conn = sqlite3.connect(store.path)
+    conn.execute("INSERT INTO events (sample, annotator, created_at, kind, answer, cot) VALUES (?, ?, 'then', 'label', "
+                 "'B', '<think>B: no.</think><answer>CD</answer>')", (sample, annotator))
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match=r"1 sample\(s\) carry reasoning that contradicts.*s0001: the reasoning's own "
+                                         r"answer is 'CD' but the label's answer is 'B'.*--drop-bad-reasoning"):
+        store.export_split("hm", tmp_path / "out", split="train")
+    assert not (tmp_path / "out" / "train.parquet").exists()
+    summary = store.export_split("hm", tmp_path / "out", split="train", drop_bad_reasoning=True)
+    assert summary["exported"] == 2 and summary["reasoning_dropped"] == 1
+    rows = {r["id"]: r for r in load_split(tmp_path / "out", "train")}
+    assert rows["s0001"]["cot"] == "" and rows["s0000"]["cot"] == "A: ok, so the answer is A."
+    assert json.loads(rows["s0000"]["meta"])["annotation"]["cot_source"] == "human"
+
+
+def test_blind_labels_only_in_agreement(store):
+    # bo saw ana's answer before labelling: bo's label is not blind and stays out of agreement,
+    # but a blind label bo gave earlier still counts.
+    store.add_label("ana", "hm", "s0000", answer="A")
+    store.add_label("bo", "hm", "s0000", answer="B")            # blind
+    store.record_reveal("bo", "hm", "s0000")
+    store.add_label("bo", "hm", "s0000", answer="A")            # after seeing ana's A
+    assert [e.blind for e in store.events(sample_id="s0000")] == [True, True, False]
+    ag = store.agreement("hm")
+    assert ag["n_samples"] == 1 and ag["exact_agreement"] == 0.0  # blind: A vs B
+    assert store.current_labels("hm")[("hm", "s0000")]["bo"].answer == "A"  # the current label is still the latest
+
+
+def test_retract_and_unmark_hard(store, tmp_path):
+    # A reviewer retracts one label (an append-only undo event with a reason); hard marks can be removed.
+    store.add_label("ana", "hm", "s0000", answer="AC")
+    eid = store.add_label("ana", "hm", "s0000", answer="B")
+    assert store.retract(eid, "cy", "clicked the wrong box") == ("hm", "s0000")
+    assert store.current_labels("hm")[("hm", "s0000")]["ana"].answer == "AC"
+    last = store.events()[-1]
+    assert (last.kind, last.retracts, last.annotator, last.note) == ("undo", eid, "cy", "retract: clicked the wrong box")
+    with pytest.raises(StoreError, match="already retracted"):
+        store.retract(eid, "cy")
+    with pytest.raises(StoreError, match="not a label event"):
+        store.retract(last.event_id, "cy")
+    (tmp_path / "h.txt").write_text("s0001\ns0002\n")
+    store.import_hard_cases(tmp_path / "h.txt", "hm")
+    assert store.unmark_hard("hm", ["s0001", "nope"]) == 1
+    assert [k.sample_id for k in store.queue("hard", "hm")] == ["s0002"]
+
+
+def test_datasets_are_identified_by_content(tmp_path, handmade_dataset):
+    # Two folders named "ds" with other images: the second is refused under the same name and
+    # registers under another; a copy of the first (same content elsewhere) is accepted.
+    import shutil
+
+    from conftest import make_sample, solid
+    from labkit.data import save_split
+
+    st = AnnotationStore(tmp_path / "id.sqlite")
+    st.register_split(handmade_dataset, "train")
+    other = tmp_path / "other" / "ds"
+    save_split([make_sample(i, "A", original=solid("black")) for i in range(2)], other, "train")
+    with pytest.raises(StoreError, match=r"dataset name 'ds' \(split 'train'\) in this store belongs to other content"):
+        st.register_split(other, "train")
+    assert len(st.samples("ds")) == 4                       # nothing of the other folder got in
+    assert st.register_split(other, "train", dataset="ds-other") == 2
+    copy = tmp_path / "copy" / "ds"
+    shutil.copytree(handmade_dataset, copy)
+    assert st.register_split(copy, "train") == 0
+    fps = st.fingerprints()
+    assert fps[("ds", "train")] != fps[("ds-other", "train")] and len(fps[("ds", "train")]) == 16

@@ -2,20 +2,27 @@
 
     labkit app --model M --store data/annotations.sqlite --data D [--hard-cases RUN/hard_cases.jsonl]
                [--host 127.0.0.1 --port 7860 --auth-file annotators.txt]
+    labkit app adduser NAME --auth-file annotators.txt [--role annotator|reviewer|admin] [--password-stdin]
 
-Without ``--model`` it serves the demo's trained model when ``runs/demo`` holds one (the last
-arm of HCM-GRPO > DPA-GRPO > GRPO > SFT that finished), else it builds the untrained ``small``
-InternVL screener into ``data/models/small-internvl`` (once). Without ``--data`` it uses the
+Without ``--model`` it serves the demo's trained model when ``runs/demo`` holds one: the arm
+with the best ``overall`` test score in ``runs/demo/results.json`` (its name and score show in
+the title, with a warning when its most common answer covers more than half of the test set),
+else it builds the untrained ``small`` InternVL screener into ``data/models/small-internvl`` (once). Without ``--data`` it uses the
 demo's dataset when there is one, else a small synthetic set it makes in ``data/app-synth``
 (when the generator is available); hard cases mined by the demo load as the hard queue.
 
-The app binds 127.0.0.1 unless ``--host`` says otherwise. ``--auth-file``: a JSON object
-``{"name": "password"}`` or ``name:password`` lines (a password may be a ``scrypt$...`` hash, or
-empty to use the one set with the store's CLI); then login is required and every label is
-attributed to the logged-in annotator.
+The app binds 127.0.0.1 unless ``--host`` says otherwise; another host needs ``--auth-file``
+(or ``--insecure``). ``--auth-file``: ``name:scrypt-hash:role`` lines written by ``labkit app
+adduser`` (or JSON, see `app.annotation.read_auth_file`); plain-text passwords are refused. With
+it login is required (failed logins are rate-limited) and every label is attributed to the
+logged-in annotator; roles: annotator, reviewer (flagged and disagreements queues), admin (also
+hard cases).
 """
 from __future__ import annotations
 
+import json
+import sys
+from collections import Counter
 from pathlib import Path
 
 # Arms of the demo, best first: the app serves the first that has a final model.
@@ -25,7 +32,18 @@ DEFAULT_DATA_DIR = Path("data/app-synth")
 
 
 def register(sub):
-    p = sub.add_parser("app", help="serve the screening and annotation app (Gradio)", description=__doc__)
+    import argparse
+
+    p = sub.add_parser("app", help="serve the screening and annotation app (Gradio)", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("subcommand", nargs="?", choices=["adduser"], help="adduser NAME: add a login to --auth-file")
+    p.add_argument("name", nargs="?", help="adduser: the annotator's name")
+    p.add_argument("--role", default="annotator", choices=["annotator", "reviewer", "admin"], help="adduser: role")
+    p.add_argument("--password-stdin", action="store_true", help="adduser: read the password from stdin")
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback --host without --auth-file")
+    p.add_argument("--max-pixels", type=int, default=1024 * 1024,
+                   help="pixels per uploaded image; larger uploads are downscaled while decoding")
+    p.add_argument("--max-queue", type=int, default=16, help="requests that may wait; more are refused")
     p.add_argument("--model", help="model folder; default: the demo's trained model, else a small built one")
     p.add_argument("--store", default="data/annotations.sqlite", help="annotation store (SQLite file)")
     p.add_argument("--data", help="dataset folder to screen and annotate; default: the demo's data")
@@ -47,10 +65,63 @@ def _newest(paths):
     return max(paths, key=lambda p: p.stat().st_mtime) if paths else None
 
 
+def _arm_model(demo_dir: Path, arm: str, row: dict) -> Path | None:
+    for candidate in ([Path(row["model"])] if row.get("model") else []) + [
+            demo_dir / (row.get("dir") or arm) / "final", demo_dir / (row.get("dir") or arm)]:
+        if (candidate / "config.json").exists():
+            return candidate
+    return None
+
+
+def best_demo_arm(demo_dir: Path) -> dict | None:
+    """The arm with the best ``overall`` test score in ``results.json`` whose model is on disk:
+    ``{"arm", "model", "score", "random", "warning"}``; None without results."""
+    path = demo_dir / "results.json"
+    if not path.exists():
+        return None
+    try:
+        arms = json.loads(path.read_text()).get("arms") or {}
+    except ValueError:
+        return None
+    scored = []
+    for name, row in arms.items():
+        model = _arm_model(demo_dir, name, row) if isinstance(row, dict) else None
+        if model is not None and isinstance(row.get("overall"), (int, float)):
+            scored.append((row["overall"], name, row, model))
+    if not scored:
+        return None
+    score, name, row, model = max(scored, key=lambda t: t[0])
+    return {"arm": name, "model": model, "score": float(score), "random": row.get("random_baseline"),
+            "warning": majority_warning(demo_dir / (row.get("dir") or name) / "eval" / "predictions.jsonl")}
+
+
+def majority_warning(predictions: Path, limit: float = 0.5) -> str | None:
+    """A warning when one answer makes up more than ``limit`` of a model's test predictions."""
+    if not predictions.exists():
+        return None
+    answers = []
+    for line in predictions.read_text().splitlines():
+        try:
+            answers.append(json.loads(line).get("prediction") or "(no answer)")
+        except ValueError:
+            continue
+    if not answers:
+        return None
+    answer, count = Counter(answers).most_common(1)[0]
+    if count / len(answers) <= limit:
+        return None
+    return (f"this model answers {answer} on {count} of {len(answers)} test samples ({count / len(answers):.0%}); "
+            "its verdicts say more about that habit than about the images")
+
+
 def find_demo_model(demo_dir: Path) -> Path | None:
-    """The best finished arm's model folder under the demo's run folder."""
+    """The best-scoring arm's model folder (`best_demo_arm`), else the first finished arm of
+    `DEMO_ARMS` when the run has no results.json yet."""
     if not demo_dir.is_dir():
         return None
+    best = best_demo_arm(demo_dir)
+    if best:
+        return best["model"]
     for arm in DEMO_ARMS:
         for candidate in (demo_dir / arm / "final", demo_dir / arm / "model", demo_dir / arm):
             if (candidate / "config.json").exists():
@@ -107,10 +178,42 @@ def default_data(demo_dir: Path) -> Path | None:
     return DEFAULT_DATA_DIR
 
 
-def run(args) -> int:
-    from app.main import AppConfig, serve
+def run_adduser(args) -> int:
+    from getpass import getpass
 
+    from app import handlers as H  # (app.handlers first: it and app.annotation import each other)
+
+    if not args.name:
+        raise ValueError("adduser needs a NAME: labkit app adduser NAME --auth-file FILE")
+    if not args.auth_file:
+        raise ValueError("adduser needs --auth-file FILE (created when missing)")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass(f"password for {args.name}: ")
+        if getpass("again: ") != password:
+            raise ValueError("the passwords differ")
+    H.add_user(args.auth_file, args.name, password, args.role)
+    print(f"labkit app: {args.name} ({args.role}) written to {args.auth_file} as a scrypt hash")
+    return 0
+
+
+def run(args) -> int:
+    from app.main import AppConfig, ConfigError, check_config, serve
+
+    if args.subcommand == "adduser":
+        return run_adduser(args)
     demo_dir = Path(args.demo_dir)
+    common = dict(store=args.store, host=args.host, port=args.port, auth_file=args.auth_file, annotator=args.annotator,
+                  max_new_tokens=args.max_new_tokens, prefill_cot=not args.no_prefill,
+                  max_file_size=args.max_file_size, insecure=args.insecure, max_pixels=args.max_pixels,
+                  max_queue=args.max_queue)
+    try:  # host, auth file and given paths first: a mistake is reported at once, not after a model build
+        check_config(AppConfig(model=args.model, data=args.data, **common))
+    except ConfigError as exc:
+        print(f"labkit app: {exc}", file=sys.stderr)
+        return 2
+    best = best_demo_arm(demo_dir) if demo_dir.is_dir() else None
     model = args.model or str(default_model(demo_dir))
     data = args.data or (str(d) if (d := default_data(demo_dir)) else None)
     hard = args.hard_cases
@@ -118,8 +221,13 @@ def run(args) -> int:
     if hard is None and not args.data and data and find_demo_data(demo_dir) and Path(data) == find_demo_data(demo_dir):
         found = find_demo_hard_cases(demo_dir)
         hard, auto_hard = (str(found), True) if found else (None, False)
-    cfg = AppConfig(model=model, store=args.store, data=data, hard_cases=hard, host=args.host, port=args.port,
-                    auth_file=args.auth_file, annotator=args.annotator, max_new_tokens=args.max_new_tokens,
-                    prefill_cot=not args.no_prefill, max_file_size=args.max_file_size, hard_cases_optional=auto_hard)
-    serve(cfg, block=True)
+    info = None
+    if best and Path(model).resolve() == Path(best["model"]).resolve():
+        info = {k: best[k] for k in ("arm", "score", "random", "warning")}
+    cfg = AppConfig(model=model, data=data, hard_cases=hard, hard_cases_optional=auto_hard, model_info=info, **common)
+    try:
+        serve(cfg, block=True)
+    except ConfigError as exc:
+        print(f"labkit app: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -9,6 +9,8 @@
     labkit store agreement [--dataset synth]
     labkit store export --dataset synth --out data/synth-labelled [--split train] [--min-votes 2]
     labkit store events [--dataset synth] [--annotator ana]      # the append-only history as JSONL
+    labkit store retract EVENT_ID --by reviewer --reason "wrong sample"   # an append-only retraction
+    labkit store unmark-hard s0003 s0007 --dataset synth         # remove hard marks
 
 Every command takes ``--db PATH``. See `labkit.store`.
 """
@@ -57,9 +59,18 @@ def register(sub):
     c.add_argument("--out", required=True)
     c.add_argument("--split", default="train")
     c.add_argument("--min-votes", type=int, default=1, help="votes the majority answer needs (default 1)")
+    c.add_argument("--drop-bad-reasoning", action="store_true",
+                   help="export labels whose reasoning contradicts them without that reasoning (default: refuse)")
     c = cmd("events", "the label history as JSON lines", run_events)
     c.add_argument("--dataset")
     c.add_argument("--annotator")
+    c = cmd("retract", "retract one label event (appends an undo event aimed at it)", run_retract)
+    c.add_argument("event_id", type=int)
+    c.add_argument("--by", required=True, help="who retracts (an annotator in the store, e.g. a reviewer)")
+    c.add_argument("--reason", default="", help="why (kept in the event's note)")
+    c = cmd("unmark-hard", "remove the hard mark of samples", run_unmark_hard)
+    c.add_argument("ids", nargs="+")
+    c.add_argument("--dataset", required=True)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -133,10 +144,24 @@ def run_agreement(args) -> int:
 
 
 def run_export(args) -> int:
-    s = _store(args).export_split(args.dataset, args.out, split=args.split, min_votes=args.min_votes)
+    s = _store(args).export_split(args.dataset, args.out, split=args.split, min_votes=args.min_votes,
+                                  drop_bad_reasoning=args.drop_bad_reasoning)
     _print(args, s, f"exported {s['exported']} sample(s) to {s['out']}/{s['split']}.parquet "
                     f"(ties {s['ties']}, flagged {s['flagged']}, unlabelled {s['unlabelled']}, "
-                    f"below min votes {s['below_min_votes']})")
+                    f"below min votes {s['below_min_votes']}, reasoning dropped {s['reasoning_dropped']})")
+    return 0
+
+
+def run_retract(args) -> int:
+    key = _store(args).retract(args.event_id, args.by, args.reason)
+    _print(args, {"retracted": args.event_id, "dataset": key.dataset, "sample_id": key.sample_id},
+           f"retracted label event {args.event_id} on {key.dataset}/{key.sample_id}")
+    return 0
+
+
+def run_unmark_hard(args) -> int:
+    n = _store(args).unmark_hard(args.dataset, args.ids)
+    _print(args, {"unmarked": n}, f"removed {n} hard mark(s) in {args.dataset!r}")
     return 0
 
 
