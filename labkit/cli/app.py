@@ -85,6 +85,8 @@ def best_demo_arm(demo_dir: Path) -> dict | None:
         return None
     scored = []
     for name, row in arms.items():
+        if isinstance(row, dict) and row.get("kind") == "baseline":
+            continue  # the CNN baseline has no VLM to serve
         model = _arm_model(demo_dir, name, row) if isinstance(row, dict) else None
         if model is not None and isinstance(row.get("overall"), (int, float)):
             scored.append((row["overall"], name, row, model))
