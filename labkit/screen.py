@@ -289,15 +289,16 @@ def screen(
             model, processor = model
             model_name = getattr(model, "name_or_path", None) or type(model).__name__
         else:
-            from labkit.models import load
-
             model_name = str(Path(model).resolve()) if Path(str(model)).is_dir() else str(model)
-            model, processor = load(model, device=device)
     settings = dict(model=model_name, judge=getattr(judge, "spec", None), input=input_name, split=split,
                     max_new_tokens=max_new_tokens, batch_size=batch_size, **conv)
     out_dir = Path(out_dir)
     pred_path, done = open_predictions(out_dir, settings, keys=SCREEN_KEYS)
     todo = [it for it in items if it.id not in done]
+    if todo and processor is None and judge is None:
+        from labkit.models import load
+
+        model, processor = load(model, device=device)  # only when there is work: a finished run resumes at once
     skipped: list[dict] = []
     t0 = time.perf_counter()
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="screen", unit="item", disable=not progress)
