@@ -212,6 +212,8 @@ def _label_studio_source(path: Path, split: str, document_root: Path | None) -> 
         except ValueError as exc:
             out.append((sid, None, f"annotation of task {task.get('id')}: {exc}"))
             continue
+        if data.get("split") and "split" not in labels:
+            labels["split"] = str(data["split"])  # tasks written by export_label_studio name their split
         meta = {"imported_from": str(path), "label_studio_task": task.get("id"),
                 "annotation": kept[-1].get("id") if kept else None}
         out.append(_build(sid, images, labels, split, meta))
