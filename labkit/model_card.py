@@ -104,7 +104,7 @@ def _evaluation_section(evals: list[dict]) -> list[str]:
         s = e["settings"]
         lines += [f"### {e['data']} ({e['split']}, {e['n']} samples)", "",
                   f"Evaluated {e['date']} with seed {e['seed']}; prompt {s.get('form')}/{s.get('prompt')}, "
-                  f"layout {s.get('layout')}, variant {s.get('variant')}, image size {s.get('image_size')}, "
+                  f"layout {s.get('layout')}, variant {s.get('variant')}, image size {s.get('image_size') or 'as stored'}, "
                   f"{'sampling' if s.get('do_sample') else 'greedy'} decoding"
                   + (f", first {s['limit']} samples" if s.get("limit") else "")
                   + f"; data fingerprint `{e.get('data_fingerprint')}`. Unparsed replies: {e['unparsed']}.", "",

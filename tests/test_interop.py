@@ -175,3 +175,26 @@ def test_label_studio_round_trip(handmade_dataset, tmp_path):
     shutil.rmtree(tmp_path / "back")
     proc = labkit("import", "--from", "label-studio", str(export), "--out", str(tmp_path / "back"))
     assert proc.returncode == 1 and "sample 's0001': split 'train' needs an answer" in proc.stderr
+
+
+def test_folder_and_jsonl_imports(tmp_path):
+    # Item folders with labels.jsonl beside them; and the same labels as a JSONL manifest with paths.
+    items = make_items(tmp_path / "items", broken=False)
+    labels = [{"id": "astronaut", "candidate_defects": [[], [], ["extension_rationality"], []], "split": "test"},
+              {"id": "chelsea", "answer": "N"},
+              {"id": "coffee", "answer": "ABCD", "caption": "a cup of coffee"}]
+    (items / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in labels))
+    proc = labkit("import", "--from", "folder", str(items), "--out", str(tmp_path / "f"), "--name", "shop-photos")
+    assert proc.returncode == 0, proc.stderr
+    assert "imported 3 sample(s)" in proc.stdout
+    test, train = by_id(load_split(tmp_path / "f", "test")), by_id(load_split(tmp_path / "f", "train"))
+    assert test["astronaut"]["answer"] == "ABD" and test["astronaut"]["dimension"] == "extension_rationality"
+    assert train["chelsea"]["answer"] == "N" and train["coffee"]["dimension"] == "normal"
+    assert train["coffee"]["caption"] == "a cup of coffee"
+    assert json.loads((tmp_path / "f" / "dataset.json").read_text())["name"] == "shop-photos"
+    manifest = tmp_path / "labels.jsonl"
+    paths = {r: f"items/coffee/{f}" for r, f in zip(("original", "A", "B", "C", "D"), ("original.jpg", "A.png", "b.JPG", "C.png", "D.webp"))}
+    manifest.write_text(json.dumps({"id": "c1", **paths, "answer": "AD", "defects_B": "physical_shadow",
+                                    "defects_C": "physical_shadow"}) + "\n" + json.dumps({"id": "c2", **paths, "answer": "Q"}) + "\n")
+    proc = labkit("import", "--from", "jsonl", str(manifest), "--out", str(tmp_path / "j"))
+    assert proc.returncode == 1 and "sample 'c2'" in proc.stderr and "'Q'" in proc.stderr
