@@ -445,4 +445,8 @@ def evaluate(
         result["judge"] = judge.stats.as_dict()
     if out_dir is not None:
         (out_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    if judge is None and not swap_images and not isinstance(model_or_path, (tuple, list)) and Path(model_name).is_dir():
+        from labkit.model_card import record_evaluation
+
+        record_evaluation(model_name, result)  # a trained final/ folder's README.md gets the scores
     return result

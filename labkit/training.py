@@ -216,6 +216,9 @@ def save_final(trainer, processor, recipe, extra: dict | None = None) -> Path:
         src_info = Path(recipe.model) / "labkit_model.json"
         if src_info.exists():
             (final / "labkit_model.json").write_text(src_info.read_text())
+        from labkit.model_card import write_model_card
+
+        write_model_card(final)  # README.md in the Hub's model-card format, replacing TRL's boilerplate
     return final
 
 

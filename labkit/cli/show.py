@@ -97,7 +97,15 @@ def render_sheet(sample: dict, tile: int = 256):
 
 
 def run(args) -> int:
+    import sys
+
+    from labkit.data import SampleError, validate_sample
+
     sample = find_sample(args.dataset, args.id)
+    try:
+        validate_sample(sample, check_images=False)  # images: drawing them below fails with a clear error
+    except SampleError as exc:
+        print(f"labkit show: warning: invalid sample: {exc}", file=sys.stderr)
     out = Path(args.out or f"{args.id}.png")
     out.parent.mkdir(parents=True, exist_ok=True)
     render_sheet(sample, args.tile).save(out)
