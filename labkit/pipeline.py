@@ -32,6 +32,7 @@ QUICK = {
     "grpo": {"limit": 4, "training.num_train_epochs": 1, "training.save_strategy": "no", "training.logging_steps": 1,
              "training.max_completion_length": 16},
     "mine": {"limit": 4},
+    "baseline": {"steps": 4, "batch_size": 4},
 }
 
 
@@ -49,6 +50,8 @@ def make_quick(rs) -> None:
     for arm in rs.arms:
         if arm.kind == "mine":
             arm.limit = QUICK["mine"]["limit"]
+        elif arm.kind == "baseline":
+            arm.set = {**arm.set, **QUICK["baseline"]}
         elif arm.recipe:
             stage = load_recipe(arm.recipe, check_training=False).stage
             arm.set = {**arm.set, **QUICK[stage]}

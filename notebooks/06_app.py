@@ -73,7 +73,8 @@ from app.ui import build_demo, launch_kwargs
 from labkit.store import AnnotationStore
 
 # The generation settings every arm was evaluated with (03-04), so the app and the retrained model match them.
-EVAL = {k: v for k, v in json.loads((RUN / "results.json").read_text())["evaluation"].items() if k != "split"}
+EVAL = {k: v for k, v in json.loads((RUN / "results.json").read_text())["evaluation"].items()
+        if k not in ("split", "swap_control")}  # swap_control: which arms the runner re-evaluates, not an evaluate option
 screener = H.Screener.load(MODEL, max_new_tokens=EVAL.get("max_new_tokens", 256))
 store = AnnotationStore(DATA / "annotations.sqlite")
 index = H.SampleIndex(SYNTH)

@@ -31,7 +31,11 @@ def start_server(log: Path, port: int = 0, *extra) -> tuple[subprocess.Popen, st
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=60)  # a loaded machine can be slow to deliver and handle the signal
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def answered(log: Path) -> list[str]:
