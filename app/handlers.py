@@ -135,27 +135,38 @@ class Screener:
     processor: Any
     name: str = "model"
     max_new_tokens: int = 256
+    # How the model is asked: the prompt settings it was trained with (its recipe's conversion,
+    # `labkit.screen.default_conversion`), so a small-mode model sees original|candidate pairs
+    # at 64 px with the short prompt, and a paper-mode model five separate images.
     layout: str = "separate"
+    prompt_style: str = "full"
+    variant: str = "train"
+    image_size: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def load(cls, path, **kw) -> "Screener":
         from labkit.models import load
+        from labkit.screen import default_conversion
 
         model, processor = load(path)
         folder = Path(str(path))
         # A trained arm's model lives in ARM/final: name it after the arm, not "final".
         name = folder.parent.name if folder.name in ("final", "model") and folder.parent.name else folder.name
+        conv = default_conversion(path)
+        for key, attr in (("layout", "layout"), ("prompt", "prompt_style"), ("variant", "variant"), ("image_size", "image_size")):
+            kw.setdefault(attr, conv[key])
         return cls(model, processor, name=name, **kw)
 
-    def stream(self, images: list, form: str = "cot", variant: str = "train") -> Iterator[str]:
+    def stream(self, images: list, form: str = "cot", variant: str | None = None) -> Iterator[str]:
         """Yield the response as it grows (each item: the whole text so far)."""
-        from labkit.data import sample_images
+        from labkit.data import sample_images, screening_message
         from labkit.evaluate import stream_response
         from labkit.prompts import screening_prompt
 
-        prompt = screening_prompt(form, self.layout, variant)
-        model_images = sample_images({"id": "upload", "original": images[0], "candidates": images[1:]}, self.layout)
+        prompt = screening_message(self.layout, screening_prompt(form, self.layout, variant or self.variant, self.prompt_style))
+        model_images = sample_images({"id": "upload", "original": images[0], "candidates": images[1:]}, self.layout,
+                                     self.image_size)
         # One generation at a time: two interleaved generate() calls would only share 2 cores.
         with self.lock:
             yield from stream_response(self.model, self.processor, model_images, prompt,
