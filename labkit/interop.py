@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, quote, unquote, urlparse
 
 from labkit.data import DEFECT_DIMENSIONS, DIMENSIONS, SampleError, list_splits, save_split, validate_sample
 from labkit.metrics import LETTERS, NONE_ANSWER, AnswerError, canonical_answer
-from labkit.screen import ROLES, find_item_files, read_records, safe_name
+from labkit.screen import ROLES, find_item_files, manifest_rows, read_records, safe_name
 from labkit.validate import Problem
 
 FORMATS = ("folder", "csv", "jsonl", "label-studio")
@@ -101,12 +101,7 @@ def sample_from_labels(sid: str, images: dict, labels: dict, split: str, meta: d
 # ----------------------------------------------------------------------------- readers
 
 def _records_source(path: Path, split: str) -> list[tuple[str, dict | None, str | None]]:
-    rows = read_records(path)
-    if not rows:
-        raise ValueError(f"{path}: no rows")
-    missing = [c for c in ("id", *ROLES) if c not in rows[0]]
-    if missing:
-        raise ValueError(f"{path}: lacks column(s) {', '.join(missing)}; expected id, original, A, B, C, D and labels")
+    rows = manifest_rows(path, "id, original, A, B, C, D and labels")
     out = []
     for n, row in enumerate(rows, 1):
         sid = str(row.get("id") or f"row-{n}")

@@ -126,15 +126,22 @@ def read_records(path: str | os.PathLike) -> list[dict]:
     raise ValueError(f"{path}: expected a .csv or .jsonl manifest")
 
 
-def items_from_manifest(path: str | os.PathLike) -> list[Item]:
-    """Items named by a CSV/JSONL manifest with columns id, original, A, B, C, D."""
-    path = Path(path)
+def manifest_rows(path: Path, expected: str = "id, original, A, B, C, D") -> list[dict]:
+    """The rows of a CSV/JSONL manifest that names the five files of each item; an error names
+    the file when it has no rows or lacks a column (``expected``: the columns it should have)."""
     rows = read_records(path)
     if not rows:
         raise ValueError(f"{path}: the manifest has no rows")
     missing = [c for c in ("id", *ROLES) if c not in rows[0]]
     if missing:
-        raise ValueError(f"{path}: manifest lacks column(s) {', '.join(missing)}; expected id, original, A, B, C, D")
+        raise ValueError(f"{path}: manifest lacks column(s) {', '.join(missing)}; expected {expected}")
+    return rows
+
+
+def items_from_manifest(path: str | os.PathLike) -> list[Item]:
+    """Items named by a CSV/JSONL manifest with columns id, original, A, B, C, D."""
+    path = Path(path)
+    rows = manifest_rows(path)
     items = []
     for row in rows:
         sid = str(row["id"])

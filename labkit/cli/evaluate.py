@@ -9,6 +9,7 @@ API model (OpenAI-compatible endpoint) instead of a local one, as the paper's Ta
 from __future__ import annotations
 
 from labkit.cli.annotate import add_endpoint_arguments
+from labkit.prompts import LAYOUTS, STYLES, VARIANTS
 
 
 def register(sub):
@@ -17,10 +18,13 @@ def register(sub):
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
     p.add_argument("--prompt", dest="form", choices=("cot", "direct"), default="cot", help="prompt form")
-    p.add_argument("--layout", choices=("separate", "grid"), default="separate", help="image layout")
-    p.add_argument("--variant", choices=("train", "eval"), default="train",
-                   help="answer rule: train = all acceptable letters, eval = one letter (the paper's evaluation prompt)")
-    p.add_argument("--image-size", type=int, default=None, help="resize images to this square side first")
+    p.add_argument("--layout", choices=LAYOUTS, default=None, help="image layout (default: the model's recipe, else separate)")
+    p.add_argument("--prompt-style", dest="prompt", choices=STYLES, default=None,
+                   help="prompt wording (default: the model's recipe, else full)")
+    p.add_argument("--variant", choices=VARIANTS, default=None,
+                   help="answer rule: train = all acceptable letters, eval = one letter (the paper's evaluation prompt); "
+                        "default: the model's recipe, else train")
+    p.add_argument("--image-size", type=int, default=None, help="resize images to this square side first (default: the model's recipe)")
     p.add_argument("--batch-size", type=int, default=8, help="samples per generate call")
     p.add_argument("--out", default=None, help="run folder for predictions.jsonl and results.json (enables resume)")
     p.add_argument("--max-new-tokens", type=int, default=256, help="generation length limit")
@@ -61,9 +65,14 @@ def run(args) -> int:
         # The same endpoint options as `labkit annotate`; a reply is at most --max-new-tokens long.
         opts = judge_options(argparse.Namespace(**{**vars(args), "max_tokens": args.max_new_tokens}))
         judge = make_judge(args.judge, **opts)
+    # A trained folder is asked the way it was trained (its recipe's conversion), unless overridden.
+    from labkit.screen import default_conversion
+
+    conv = default_conversion(args.model)
+    conv.update({k: getattr(args, k) for k in ("layout", "prompt", "variant", "image_size") if getattr(args, k) is not None})
     result = evaluate(
-        args.model, args.data, args.split, form=args.form, layout=args.layout, variant=args.variant,
-        image_size=args.image_size, batch_size=args.batch_size, out_dir=args.out,
+        args.model, args.data, args.split, form=args.form, layout=conv["layout"], variant=conv["variant"],
+        image_size=conv["image_size"], prompt=conv["prompt"], batch_size=args.batch_size, out_dir=args.out,
         max_new_tokens=args.max_new_tokens, do_sample=args.do_sample, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, seed=args.seed, limit=args.limit, judge=judge,
         progress=not args.no_progress, device=args.device,

@@ -9,6 +9,8 @@ OpenAI-compatible endpoint (``--base-url``, key from ``--api-key-env``) instead 
 """
 from __future__ import annotations
 
+from labkit.prompts import LAYOUTS, STYLES
+
 
 def register(sub):
     p = sub.add_parser("screen", help="screen a folder, manifest or dataset split of unlabelled items", description=__doc__)
@@ -22,8 +24,8 @@ def register(sub):
     p.add_argument("--batch-size", type=int, default=8, help="items per generate call (or judge requests in flight)")
     p.add_argument("--max-new-tokens", type=int, default=256, help="generation length limit")
     p.add_argument("--form", choices=("cot", "direct"), default=None, help="prompt form (default: the model's recipe)")
-    p.add_argument("--layout", choices=("separate", "grid"), default=None, help="image layout (default: the model's recipe)")
-    p.add_argument("--prompt-style", dest="prompt", choices=("full", "short"), default=None,
+    p.add_argument("--layout", choices=LAYOUTS, default=None, help="image layout (default: the model's recipe)")
+    p.add_argument("--prompt-style", dest="prompt", choices=STYLES, default=None,
                    help="prompt wording (default: the model's recipe)")
     p.add_argument("--image-size", type=int, default=None, help="resize images to this square side (default: the model's recipe)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
