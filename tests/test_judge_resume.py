@@ -85,7 +85,7 @@ def test_ctrl_c_mid_batch_keeps_the_replies_already_received(synth_dataset, tmp_
     # The client is interrupted while its batch of caption requests is on the wire (2 in flight, slow
     # judge). The replies that arrived are cached, so the resumed run asks for none of them again.
     log, out = tmp_path / "served.jsonl", tmp_path / "auto"
-    server, url = start_server(log, 0, "--delay", "0.4")
+    server, url = start_server(log, 0, "--delay", "1.5")  # slow enough that the SIGINT lands mid-run
     try:
         client = subprocess.Popen(annotate_cmd(synth_dataset, out, url, "--concurrency", "2"),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
