@@ -185,18 +185,18 @@ def test_label_a_hard_case_queue_with_the_keyboard(page, app_url):
     assert (ARTIFACTS / "app_annotate.png").stat().st_size > 10_000
 
 
-@pytest.mark.skip(reason="open: in the browser the unlabelled queue's model suggestion is never seen streaming "
-                         "('writing...' does not appear within 60 s); the property itself is tested through "
-                         "gradio_client in test_app_client.py (a save during streaming stores no partial text)")
 def test_enter_while_the_suggestion_streams_saves_no_partial_text(page, app_url):
-    # In the unlabelled queue the model writes a suggestion for each item (no mined one there).
-    # Pressing a letter and Enter while it streams saves the label with no reasoning at all: the
-    # stream never touches the annotator's box, and the save stops it.
+    # Ask the model about an unlabelled item: its suggestion streams into its own box. Pressing a
+    # letter and Enter while it streams saves the label with no reasoning at all: the stream never
+    # touches the annotator's box, and the save stops it.
     from labkit.store import AnnotationStore
 
     page.click("button[role=tab]:has-text('Annotate')")  # every test starts on a fresh page (Screen tab)
     page.wait_for_selector("#queue", timeout=30_000)
     page.click("#queue label:has-text('unlabelled')")
+    page.wait_for_function("document.querySelector('#item-position').innerText.includes('unlabelled')",
+                           timeout=30_000)
+    page.click("#ask-btn")
     page.wait_for_function("document.querySelector('#suggestion-source').innerText.includes('writing')",
                            timeout=60_000)
     key = _value(page, "item-key")
