@@ -63,6 +63,8 @@ class Arm:
     set: dict = field(default_factory=dict, metadata={"help": "recipe overrides, dotted keys"})
     needs: list[str] = field(default_factory=list, metadata={"help": "arms that must finish first"})
     tables: list[int] = field(default_factory=list, metadata={"help": "paper tables this arm belongs to"})
+    rows: dict = field(default_factory=dict, metadata={"help": "the row this arm fills in a paper table, by table "
+                                                              "number, e.g. {5: all} (the paper's row names)"})
     limit: int | None = field(default=None, metadata={"help": "mine arms: only the first N training samples (match the GRPO recipes' limit)"})
     description: str = field(default="", metadata={"help": "what the arm is"})
 
@@ -116,6 +118,9 @@ def load_recipe_set(name_or_path) -> RecipeSet:
         arm = Arm(**a)
         if arm.kind not in ARM_KINDS:
             raise ValueError(f"{where}: arm {arm.name!r}: kind must be one of {', '.join(ARM_KINDS)}")
+        bad_rows = [t for t in arm.rows if t not in arm.tables]
+        if bad_rows:
+            raise ValueError(f"{where}: arm {arm.name!r}: rows name table(s) {bad_rows} that are not in its tables {arm.tables}")
         if arm.kind in ("train", "baseline") and not arm.recipe:
             raise ValueError(f"{where}: arm {arm.name!r}: a {arm.kind} arm needs a recipe")
         if arm.kind in ("eval", "mine") and not arm.model:

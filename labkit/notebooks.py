@@ -127,24 +127,13 @@ def enter_project() -> Path:
     return ROOT
 
 
-# Table 5 arms (SFT data) that the shipped `small` set does not list: the notebooks add them.
-TABLE5_ARMS = [
-    {"name": "sft-weak", "recipe": "{recipes}/sft-stage11.yaml", "set": {"tasks": ["screen"]}, "tables": [5],
-     "description": "stage 1.1 without captions: weak CoT of the pseudo_label split only"},
-    {"name": "sft-stage11", "recipe": "{recipes}/sft-stage11.yaml", "tables": [5],
-     "description": "stage 1.1: captions + weak CoT (pseudo_label)"},
-    {"name": "sft-all", "recipe": "{recipes}/sft.yaml", "needs": ["sft-stage11"], "tables": [5],
-     "set": {"model": "{run_dir}/sft-stage11/final"},
-     "description": "stage 1.1 then stage 1.2 (answer-driven CoT): all SFT data"},
-]
-
-
 def lab_recipe_set(prof: Profile, data_dir, run_dir, *, table5: bool = True):
     """The recipe set of notebooks 03-05: the shipped set of the profile, pointed at ``data_dir``.
 
     The data folder is notebook 01's (nothing is synthesized here); the base model goes to
     ``RUN_DIR/base-model``; the profile's evaluation settings and per-stage overrides apply to
-    every arm (``table5`` adds the SFT-data arms of Table 5). The set is written to
+    every arm (``table5`` adds the SFT-data arms of Table 5 from ``recipes/sets/table5-SET.yaml``;
+    an arm the set already has only gets its Table 5 row). The set is written to
     ``RUN_DIR/recipe-set.yaml`` and loaded with `labkit.ablate.load_recipe_set`, so the runner
     checks it like any other; re-running skips finished arms (their ``done.json``).
     """
@@ -165,15 +154,17 @@ def lab_recipe_set(prof: Profile, data_dir, run_dir, *, table5: bool = True):
     raw["evaluation"] = evaluation
     arms = list(raw["arms"])
     if table5:
-        recipes_dir = str(Path(next(a["recipe"] for a in arms if a.get("name") == "sft")).parent)
+        t5 = yaml.safe_load(resolve_set_path(f"table5-{prof.recipe_set}").read_text())["arms"]
+        by_name = {a.get("name"): a for a in arms}
         at = next(i for i, a in enumerate(arms) if a.get("name") == "sft") + 1
         extra = []
-        for a in TABLE5_ARMS:
-            a = copy.deepcopy(a)
-            a["recipe"] = a["recipe"].format(recipes=recipes_dir)
-            if any(x.get("name") == a["name"] for x in arms):
-                continue
-            extra.append(a)
+        for a in t5:
+            if a["name"] in by_name:  # the set's own arm: it only gains its Table 5 row
+                own = by_name[a["name"]]
+                own["tables"] = sorted(set(own.get("tables") or []) | {5})
+                own["rows"] = {**(own.get("rows") or {}), **a["rows"]}
+            else:
+                extra.append(copy.deepcopy(a))
         arms[at:at] = extra
     from labkit.ablate import Arm
 
@@ -186,8 +177,6 @@ def lab_recipe_set(prof: Profile, data_dir, run_dir, *, table5: bool = True):
         # The profile's settings win over the set's (quick mode shrinks every arm); arm-specific
         # keys the profile does not name (model, tasks) stay.
         a["set"] = {**(a.get("set") or {}), **(prof.sft_set if stage == "sft" else prof.grpo_set)}
-        if a["name"] == "sft" and table5:
-            a["tables"] = sorted(set(a.get("tables") or []) | {5})  # "answer-driven only" of Table 5
     raw["arms"] = arms
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "recipe-set.yaml"

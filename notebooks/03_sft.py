@@ -140,7 +140,8 @@ fig.show()
 # ## Table 5: which SFT data
 
 # %%
-t5_names = {"sft-weak": "weak CoT", "sft-stage11": "+ captions", "sft": "answer-driven only", "sft-all": "all"}
+t5_names = {a.name: a.rows[5] for a in rs.arms if 5 in a.rows}  # recipes/sets/table5-*.yaml name each arm's row
+assert sorted(t5_names.values()) == sorted(PAPER["table5"]), t5_names
 t5 = pd.DataFrame([{"arm": a, "data": t5_names[a], "ours": arms[a]["overall"], "unparsed": arms[a]["unparsed"],
                     "paper 2B": PAPER["table5"][t5_names[a]]} for a in t5_names]).set_index("arm")
 display(t5.round(2))

@@ -76,6 +76,16 @@ def test_profiles_and_recipe_set(tmp_path):
     assert sft.set["limit"] == quick.sft_set["limit"] and 5 in sft.tables
     assert rs.arm("sft-all").set["model"] == "{run_dir}/sft-stage11/final"
     assert rs.arm("grpo").set["training.max_completion_length"] == quick.grpo_set["training.max_completion_length"]
+    # Table 5's rows come from recipes/sets/table5-small.yaml: one arm per row of the paper's table.
+    rows = {a.name: a.rows[5] for a in rs.arms if 5 in a.rows}
+    assert rows == {"sft-weak": "weak CoT", "sft-stage11": "+ captions", "sft": "answer-driven only", "sft-all": "all"}
+    assert sorted(rows.values()) == sorted(NB.PAPER["table5"])
+    # The paper set's `sft` is stage 1.1 then 1.2: there it is Table 5's "all" row.
+    gpu = NB.lab_recipe_set(NB.profile(False), tmp_path / "data", tmp_path / "run-gpu")
+    rows = {a.name: a.rows[5] for a in gpu.arms if 5 in a.rows}
+    assert rows == {"sft-weak": "weak CoT", "sft-stage11": "+ captions", "sft-answer-driven": "answer-driven only",
+                    "sft": "all"}
+    assert gpu.arm("sft").needs == ["sft-stage11"] and gpu.arm("sft-answer-driven").set["model"] == "InternVL3-2B-hf"
 
 
 @pytest.mark.slow
