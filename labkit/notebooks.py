@@ -132,8 +132,9 @@ def lab_recipe_set(prof: Profile, data_dir, run_dir, *, table5: bool = True):
 
     The data folder is notebook 01's (nothing is synthesized here); the base model goes to
     ``RUN_DIR/base-model``; the profile's evaluation settings and per-stage overrides apply to
-    every arm (``table5`` adds the SFT-data arms of Table 5 from ``recipes/sets/table5-SET.yaml``;
-    an arm the set already has only gets its Table 5 row). The set is written to
+    every arm (``table5`` adds the SFT-data arms of Table 5 from ``recipes/sets/table5-SET.yaml``
+    where the set does not list them itself; an arm the set already has only gets its Table 5
+    row). The set is written to
     ``RUN_DIR/recipe-set.yaml`` and loaded with `labkit.ablate.load_recipe_set`, so the runner
     checks it like any other; re-running skips finished arms (their ``done.json``).
     """
@@ -153,7 +154,7 @@ def lab_recipe_set(prof: Profile, data_dir, run_dir, *, table5: bool = True):
     evaluation.update(prof.evaluation)
     raw["evaluation"] = evaluation
     arms = list(raw["arms"])
-    if table5:
+    if table5 and not any(5 in (a.get("rows") or {}) for a in arms):
         t5 = yaml.safe_load(resolve_set_path(f"table5-{prof.recipe_set}").read_text())["arms"]
         by_name = {a.get("name"): a for a in arms}
         at = next(i for i, a in enumerate(arms) if a.get("name") == "sft") + 1
