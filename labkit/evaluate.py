@@ -31,6 +31,7 @@ from labkit.tasks import MCTask, task_for
 
 # torch and tqdm are imported inside `evaluate`: importing this module (the CLI) must stay fast.
 
+
 def _judge_responses(judge, inputs: list[tuple[list, dict]]) -> list[str]:
     """Replies of a judge (`labkit.judges`: API or local model) for ``(images, user message)`` pairs, in order.
 
@@ -43,8 +44,6 @@ def _judge_responses(judge, inputs: list[tuple[list, dict]]) -> list[str]:
     else:
         replies = [judge.complete(messages, images) for messages, images in requests]
     return [(getattr(reply, "text", reply) or "") for reply in replies]
-
-
 
 
 def _model_and_judge(model_or_path, judge, device, dtype):

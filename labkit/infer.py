@@ -182,7 +182,6 @@ def stream_response(model, processor, images: list, prompt_text: str, *, max_new
         raise errors[0]
 
 
-
 # ----------------------------------------------------------------------------- resumable predictions
 
 def open_predictions(out_dir, settings: dict, keys: Sequence[str]) -> tuple[Path, dict[str, dict]]:
