@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from labkit.infer import generate_responses
+from labkit.infer import DEFAULT_MAX_NEW_TOKENS, generate_responses
 from labkit.judge_base import (  # noqa: F401  (re-exported: the judges' public interface)
     DEFAULT_CACHE_DIR, PRICES, RETRY_STATUSES, Judge, JudgeError, JudgeReply, JudgeStats, _body, connection_cause,
     data_url, fill_images, flatten_text, image_png,
@@ -149,7 +149,7 @@ class LocalJudge(Judge):
     kind = "local"
 
     def __init__(self, model: str, *, cache_dir: str | os.PathLike | None = None, batch_size: int = 8,
-                 max_new_tokens: int = 256, device=None, dtype=None, trust_remote_code: bool = False,
+                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, device=None, dtype=None, trust_remote_code: bool = False,
                  concurrency: int = 1, **gen):
         super().__init__(str(model), cache_dir=cache_dir, concurrency=concurrency)
         self.batch_size = batch_size

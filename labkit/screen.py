@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Callable
 
 from labkit.data import SampleError, list_splits, load_split, open_image, sample_images, screening_message
-from labkit.infer import generate_responses, open_predictions
+from labkit.infer import DEFAULT_MAX_NEW_TOKENS, generate_responses, open_predictions
 from labkit.judges import make_judge
 from labkit.jsonl import write_atomic
 from labkit.metrics import LETTERS, NONE_ANSWER, parse_answer
@@ -280,7 +280,7 @@ def screen(
     image_size: int | None = None,
     prompt: str | None = None,
     batch_size: int = 8,
-    max_new_tokens: int = 256,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     progress: bool = True,
     device=None,
 ) -> dict:
