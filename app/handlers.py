@@ -161,7 +161,7 @@ class Screener:
     def stream(self, images: list, form: str = "cot", variant: str | None = None) -> Iterator[str]:
         """Yield the response as it grows (each item: the whole text so far)."""
         from labkit.data import sample_images, screening_message
-        from labkit.evaluate import stream_response
+        from labkit.infer import stream_response
         from labkit.prompts import screening_prompt
 
         prompt = screening_message(self.layout, screening_prompt(form, self.layout, variant or self.variant, self.prompt_style))

@@ -3,7 +3,7 @@
 Both paths render the same CoT screening prompts with the same 5 images per sample and
 generate greedily with the same length limit; the per-sample loop calls ``model.generate``
 once per sample (batch 1), the batched path ``batch_size`` samples at a time with left
-padding (`labkit.evaluate.generate_responses`). Prints samples/s of each and the ratio.
+padding (`labkit.infer.generate_responses`). Prints samples/s of each and the ratio.
 Target: at least 3x on CPU at batch size 8.
 
 Run: ``python benchmarks/eval_speed.py [--model DIR] [--data DIR] [--n 32] [--batch-size 8]``
@@ -61,7 +61,7 @@ def main() -> None:
     import torch
 
     from labkit.data import Conversion, load_split, to_grpo_row
-    from labkit.evaluate import generate_responses
+    from labkit.infer import generate_responses
     from labkit.models import build_model, count_parameters, load
     from labkit.prompts import screening_prompt
 

@@ -40,7 +40,7 @@ def main():
     from PIL import Image
 
     from labkit.data import user_message
-    from labkit.evaluate import generate_responses
+    from labkit.infer import generate_responses
     from labkit.models import SIZES, build_model, count_parameters, load
     from labkit.prompts import screening_prompt
 

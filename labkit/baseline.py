@@ -355,7 +355,7 @@ def load_model(out_dir):
 def evaluate_baseline(model, cfg: BaselineConfig, data: dict, decision: dict, out_dir=None) -> dict:
     """Score the model on ``data`` (`load_arrays`) with the chosen rule: the `labkit.evaluate.evaluate`
     result dict plus ``auc``; with ``out_dir`` it writes ``predictions.jsonl`` and ``results.json``."""
-    from labkit.evaluate import prediction_row
+    from labkit.tasks import prediction_row
     from labkit.jsonl import write_atomic
 
     t0 = time.time()

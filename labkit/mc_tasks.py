@@ -1,4 +1,4 @@
-"""Multiple-choice items as model inputs: prompt, SFT and GRPO rows, evaluation.
+"""Multiple-choice items as model inputs: prompt, SFT and GRPO rows, prediction rows and scores.
 
 An item of a prepared MC folder (`labkit.mc_data`) becomes, like a screening sample:
 
@@ -16,25 +16,27 @@ An item of a prepared MC folder (`labkit.mc_data`) becomes, like a screening sam
 
 `build_mc_sft_dataset(recipe)` / `build_mc_grpo_dataset(recipe)` return what
 `labkit.sft.build_sft_dataset` / `labkit.grpo.build_grpo_dataset` return, for a recipe whose
-``data`` is an MC folder. `evaluate_mc` has the signature of `labkit.evaluate.evaluate` and
-writes the same files (``predictions.jsonl`` with a ``correct`` field, ``results.json``,
-``run.json``; resumable), scoring with `labkit.mc_metrics.score_mc` (micro ``overall``,
-``macro`` over categories, ``per_dimension`` per category).
+``data`` is an MC folder. Evaluation: `mc_prediction_row` (a predictions.jsonl line with a
+``correct`` field) and `score_predictions` (`labkit.mc_metrics.score_mc`: micro ``overall``,
+``macro`` over categories, ``per_dimension`` per category) are the MC task's parts
+(`labkit.tasks.MCTask`), driven by the one resumable loop `labkit.evaluate.evaluate`
+(`labkit.evaluate.evaluate_mc` for MC folders only).
 
     labkit mc-evaluate --model runs/gen/sft/final --data data/mc/blink --split test --out runs/gen/eval
 """
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
-from typing import Any
+from PIL import Image as PILImage
 
+from labkit.data import open_image, user_message
+from labkit.mc_data import load_mc
 from labkit.mc_metrics import letters_for, parse_mc_answer, score_mc
+from labkit.training import load_training_split  # stdlib-only at import; the MC training rows load through it
 
 MC_FORMS = ("cot", "direct")
+# Rewards that parse screening answers (A-D, N, several letters): refused on MC items.
+SCREENING_REWARDS = ("accuracy", "dpa", "format", "metric")
 MC_ROLE = "You are an expert at answering questions about images: look carefully, then choose one option."
-DEFAULT_MAX_NEW_TOKENS = 256
 
 
 def _images_line(n_images: int) -> str:
@@ -71,10 +73,6 @@ def mc_target(answer: str, options: list[str], form: str = "cot") -> str:
 
 def item_images(item: dict, image_size: int | None = None) -> list:
     """The item's images as RGB PIL images, in order; resized to a square when asked."""
-    from PIL import Image as PILImage
-
-    from labkit.data import open_image
-
     images = [open_image(im, item.get("id", "?"), f"image {k}") for k, im in enumerate(item["images"], 1)]
     if image_size:
         images = [im.resize((image_size, image_size), PILImage.BICUBIC) for im in images]
@@ -94,8 +92,6 @@ def to_mc_sft_row(item: dict, conv) -> dict:
     ``conv`` is any object with ``form`` and ``image_size`` (e.g. `labkit.data.Conversion`;
     its layout and variant do not apply to MC items).
     """
-    from labkit.data import user_message
-
     if item.get("answer") is None:
         raise ValueError(f"item {item.get('id')!r}: SFT needs an answer (hidden answers cannot be trained on)")
     form = _form(conv)
@@ -111,8 +107,6 @@ def to_mc_sft_row(item: dict, conv) -> dict:
 
 def to_mc_grpo_row(item: dict, conv) -> dict:
     """Conversational ``prompt`` + ``images`` + ``answer`` letter + ``id``, ``dimension``, ``n_options``."""
-    from labkit.data import user_message
-
     if item.get("answer") is None:
         raise ValueError(f"item {item.get('id')!r}: GRPO needs an answer (hidden answers cannot be trained on)")
     images = item_images(item, getattr(conv, "image_size", None))
@@ -137,9 +131,6 @@ def to_grpo_dataset(ds, conv):
 
 
 def _training_split(recipe):
-    from labkit.mc_data import load_mc
-    from labkit.training import load_training_split
-
     return load_training_split(recipe, loader=load_mc)
 
 
@@ -152,14 +143,19 @@ def build_mc_sft_dataset(recipe):
     return rows, {"rows": len(rows), "samples": len(ds), "skipped": {"screen": 0, "caption": 0}, "kind": "mc"}
 
 
-def build_mc_grpo_dataset(recipe):
-    """GRPO rows for a recipe on an MC folder, as `labkit.grpo.build_grpo_dataset` returns."""
-    bad = [name for name in recipe.rewards if name in ("accuracy", "dpa", "format", "metric")]
+def check_mc_rewards(rewards, source: str) -> None:
+    """Refuse the screening rewards (`SCREENING_REWARDS`) on MC items, naming the ones to use."""
+    bad = [name for name in rewards if name in SCREENING_REWARDS]
     if bad:
         raise ValueError(
-            f"{recipe.source or recipe.arm}: reward(s) {', '.join(bad)} parse screening answers (A-D, N, several "
+            f"{source}: reward(s) {', '.join(bad)} parse screening answers (A-D, N, several "
             f"letters); MC items need mc_format and mc_accuracy"
         )
+
+
+def build_mc_grpo_dataset(recipe):
+    """GRPO rows for a recipe on an MC folder, as `labkit.grpo.build_grpo_dataset` returns."""
+    check_mc_rewards(recipe.rewards, recipe.source or recipe.arm)
     return to_grpo_dataset(_training_split(recipe), recipe.conversion)
 
 
@@ -177,118 +173,3 @@ def score_predictions(rows: list[dict]) -> dict:
     cats = [r.get("dimension") or "" for r in rows]
     return score_mc([r["prediction"] for r in rows], [r["answer"] for r in rows],
                     [int(r["n_options"]) for r in rows], cats if any(cats) else None)
-
-
-def evaluate_mc(
-    model_or_path,
-    data_dir,
-    split: str = "test",
-    *,
-    form: str = "cot",
-    layout: str | None = None,
-    variant: str | None = None,
-    image_size: int | None = None,
-    batch_size: int = 8,
-    out_dir=None,
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    limit: int | None = None,
-    judge=None,
-    seed: int = 0,
-    progress: bool = True,
-    device=None,
-    dtype=None,
-    **gen,
-) -> dict:
-    """Evaluate a model (folder, hub alias or ``(model, processor)``) on an MC split.
-
-    The signature of `labkit.evaluate.evaluate` (``layout`` and ``variant`` do not apply to
-    MC items and are recorded only). Refuses splits with hidden answers. Returns the
-    `score_mc` dict plus ``wall_s``, ``samples_per_s``, ``predictions_path``, ``generated``,
-    ``resumed``.
-    """
-    from tqdm.auto import tqdm
-
-    from labkit.evaluate import generate_responses, open_predictions
-    from labkit.mc_data import load_mc
-
-    if judge is not None:
-        raise ValueError("judges are not supported for MC evaluation; pass a model")
-    if form not in MC_FORMS:
-        raise ValueError(f"unknown prompt form {form!r}; expected one of {MC_FORMS}")
-    if limit is not None and limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
-    ds = load_mc(data_dir, split)
-    n_total = len(ds) if limit is None else min(limit, len(ds))
-    meta = ds.select_columns(["id", "answer", "n_options", "category"]).select(range(n_total)).to_list()
-    hidden = [m["id"] for m in meta if m["answer"] is None]
-    if hidden:
-        raise ValueError(f"split {split!r} of {data_dir} has hidden answers (e.g. {hidden[0]!r}); it cannot be scored")
-
-    if isinstance(model_or_path, (tuple, list)):
-        model, processor = model_or_path
-        model_name = getattr(model, "name_or_path", None) or type(model).__name__
-    else:
-        from labkit.models import load
-
-        model_name = str(model_or_path)
-        model, processor = load(model_or_path, device=device, dtype=dtype)
-
-    settings = dict(model=model_name, data=str(data_dir), split=split, kind="mc", form=form, layout=layout,
-                    variant=variant, image_size=image_size, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                    temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, batch_size=batch_size, limit=limit)
-    pred_path = None
-    done: dict[str, dict] = {}
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        # layout and variant do not apply to MC items, so they do not block a resume.
-        keys = ("model", "data", "split", "form", "image_size", "max_new_tokens", "do_sample", "temperature", "top_k", "top_p")
-        pred_path, done = open_predictions(out_dir, settings, keys)
-
-    todo = [i for i, m in enumerate(meta) if m["id"] not in done]
-    resumed = n_total - len(todo)
-    if do_sample:
-        import torch
-
-        torch.manual_seed(seed)
-    rows_by_id = dict(done)
-    t0 = time.perf_counter()
-    bar = tqdm(total=n_total, initial=resumed, desc=f"evaluate {split}", unit="item", disable=not progress)
-    for start in range(0, len(todo), batch_size):
-        chunk = [ds[i] for i in todo[start:start + batch_size]]
-        inputs = []
-        for item in chunk:
-            images = item_images(item, image_size)
-            inputs.append((images, mc_prompt(item["question"], item["options"], form, len(images))))
-        replies = generate_responses(
-            model, processor, inputs, batch_size=batch_size, max_new_tokens=max_new_tokens, do_sample=do_sample,
-            temperature=temperature, top_k=top_k, top_p=top_p, progress=False, **gen,
-        )
-        new = [mc_prediction_row(it["id"], reply, it["answer"], len(it["options"]), it["category"] or "")
-               for it, reply in zip(chunk, replies)]
-        for row in new:
-            rows_by_id[row["id"]] = row
-        if pred_path is not None:
-            with pred_path.open("a") as f:
-                f.writelines(json.dumps(r) + "\n" for r in new)
-        bar.update(len(chunk))
-    bar.close()
-    wall = time.perf_counter() - t0
-    rows = [rows_by_id[m["id"]] for m in meta]
-    result: dict[str, Any] = score_predictions(rows)
-    result.update(wall_s=wall, samples_per_s=(len(todo) / wall) if wall > 0 and todo else None,
-                  predictions_path=str(pred_path) if pred_path else None, generated=len(todo), resumed=resumed,
-                  benchmark=_benchmark_of(data_dir))
-    if out_dir is not None:
-        (out_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-    return result
-
-
-def _benchmark_of(data_dir) -> str | None:
-    try:
-        return json.loads((Path(data_dir) / "dataset.json").read_text()).get("benchmark")
-    except (OSError, ValueError):
-        return None

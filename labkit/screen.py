@@ -9,7 +9,7 @@ Input, one of (`collect_items`):
 - a dataset folder (`labkit.data` layout) and a split, e.g. the ``exploration`` split that
   ``labkit generate`` writes; labels, if any, are copied to the output as ``label``.
 
-`screen` shows each item to a local model (`labkit.evaluate.generate_responses`, batched,
+`screen` shows each item to a local model (`labkit.infer.generate_responses`, batched,
 with the evaluator's prompt: `labkit.data.screening_message`) or to a judge
 (`labkit.judges`, e.g. an OpenAI-compatible endpoint) and writes to ``out_dir``:
 
@@ -40,8 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from labkit.data import SampleError, open_image, sample_images, screening_message
+from labkit.data import SampleError, list_splits, load_split, open_image, sample_images, screening_message
+from labkit.infer import DEFAULT_MAX_NEW_TOKENS, generate_responses, open_predictions
+from labkit.judges import make_judge
+from labkit.jsonl import write_atomic
 from labkit.metrics import LETTERS, NONE_ANSWER, parse_answer
+from labkit.models import load
 from labkit.prompts import screening_prompt
 from labkit.verdicts import parse_verdicts
 
@@ -157,8 +161,6 @@ def items_from_dataset(root: str | os.PathLike, split: str) -> list[Item]:
     """Items of a dataset split (rows are not validated up front: a bad one is skipped, not fatal)."""
     from datasets import Image, List
 
-    from labkit.data import load_split
-
     ds = load_split(root, split, validate=False)
     raw = ds.cast_column("original", Image(decode=False)).cast_column("candidates", List(Image(decode=False)))
 
@@ -178,8 +180,6 @@ def items_from_dataset(root: str | os.PathLike, split: str) -> list[Item]:
 
 def collect_items(source: str | os.PathLike, split: str = "exploration") -> tuple[list[Item], str]:
     """Items of a folder, manifest or dataset (see the module docstring) and the kind found."""
-    from labkit.data import list_splits
-
     source = Path(source)
     if source.is_file():
         return items_from_manifest(source), "manifest"
@@ -242,6 +242,30 @@ def _warn(item_id: str, problem: str) -> None:
     print(f"skipped {item_id}: {problem}", file=sys.stderr)
 
 
+def _load_batch(items: list[Item], conv: dict, out_dir: Path, skipped: list[dict], bar) -> tuple[list[Item], list]:
+    """The items that load (with their thumbnails written) and the images shown for each.
+
+    An item that does not load goes to ``skipped`` with its problem (printed as it happens).
+    """
+    batch, inputs = [], []
+    for item in items:
+        try:
+            if item.problem:
+                raise SampleError(item.id, item.problem)
+            images = item.load()
+            shown = sample_images({"id": item.id, "original": images[0], "candidates": images[1:]},
+                                  conv["layout"], conv["image_size"])
+        except SampleError as exc:
+            skipped.append({"id": item.id, "problem": exc.problem})
+            _warn(item.id, exc.problem)
+            bar.update(1)
+            continue
+        write_thumbs(out_dir, item.id, images)
+        batch.append(item)
+        inputs.append(shown)
+    return batch, inputs
+
+
 def screen(
     items: list[Item],
     out_dir: str | os.PathLike,
@@ -256,7 +280,7 @@ def screen(
     image_size: int | None = None,
     prompt: str | None = None,
     batch_size: int = 8,
-    max_new_tokens: int = 256,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     progress: bool = True,
     device=None,
 ) -> dict:
@@ -267,9 +291,6 @@ def screen(
     ``items_per_s`` and the output paths.
     """
     from tqdm.auto import tqdm
-
-    from labkit.evaluate import generate_responses, open_predictions
-    from labkit.jsonl import write_atomic
 
     if (model is None) == (judge is None):
         raise ValueError("screen needs a model or a judge (one of them)")
@@ -286,8 +307,6 @@ def screen(
     message = screening_message(conv["layout"], text)
 
     if isinstance(judge, str):
-        from labkit.judges import make_judge
-
         judge = make_judge(judge)
     model_name = None
     processor = None
@@ -303,29 +322,12 @@ def screen(
     pred_path, done = open_predictions(out_dir, settings, keys=SCREEN_KEYS)
     todo = [it for it in items if it.id not in done]
     if todo and processor is None and judge is None:
-        from labkit.models import load
-
         model, processor = load(model, device=device)  # only when there is work: a finished run resumes at once
     skipped: list[dict] = []
     t0 = time.perf_counter()
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="screen", unit="item", disable=not progress)
     for start in range(0, len(todo), batch_size):
-        batch, inputs = [], []
-        for item in todo[start:start + batch_size]:
-            try:
-                if item.problem:
-                    raise SampleError(item.id, item.problem)
-                images = item.load()
-                shown = sample_images({"id": item.id, "original": images[0], "candidates": images[1:]},
-                                      conv["layout"], conv["image_size"])
-            except SampleError as exc:
-                skipped.append({"id": item.id, "problem": exc.problem})
-                _warn(item.id, exc.problem)
-                bar.update(1)
-                continue
-            write_thumbs(out_dir, item.id, images)
-            batch.append(item)
-            inputs.append(shown)
+        batch, inputs = _load_batch(todo[start:start + batch_size], conv, out_dir, skipped, bar)
         if not batch:
             continue
         t_batch = time.perf_counter()

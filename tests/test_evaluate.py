@@ -26,7 +26,7 @@ def _images(n, seed):
 def test_batched_generation_matches_per_sample(internvl):
     # left padding is right: a batch mixing 5-image and 2-image prompts of different lengths
     # gives exactly the greedy replies of one-by-one generation
-    from labkit.evaluate import generate_responses
+    from labkit.infer import generate_responses
 
     model, processor = internvl
     items = [(_images(5, 0), "Which pass?"), (_images(2, 1), "Grid: which pass? Answer briefly."),
@@ -40,7 +40,7 @@ def test_batched_generation_matches_per_sample(internvl):
 
 def test_stream_yields_growing_text_ending_in_the_reply(internvl):
     # each streamed item extends the previous one; the last equals the non-streamed reply
-    from labkit.evaluate import generate_responses, stream_response
+    from labkit.infer import generate_responses, stream_response
 
     model, processor = internvl
     images = _images(5, 4)

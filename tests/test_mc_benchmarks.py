@@ -14,6 +14,7 @@ from PIL import Image
 
 from labkit import benchmarks_mc as bmc
 from labkit import mc_data, mc_metrics, mc_tasks
+from labkit.evaluate import evaluate_mc
 
 COLORS = ["red", "green", "blue", "yellow", "purple", "orange", "gray", "white", "black", "pink"]
 
@@ -395,8 +396,8 @@ def test_evaluate_with_tiny_model_is_scored_and_resumable(tmp_path, tiny_internv
     out = tmp_path / "prep"
     mc_data.prepare("blink", write_blink(tmp_path / "BLINK"), out, seed=0)
     run = tmp_path / "eval"
-    res = mc_tasks.evaluate_mc(str(tiny_internvl), out, "test", image_size=28, max_new_tokens=8, batch_size=4,
-                               out_dir=run, progress=False)
+    res = evaluate_mc(str(tiny_internvl), out, "test", image_size=28, max_new_tokens=8, batch_size=4,
+                      out_dir=run, progress=False)
     rows = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
     assert res["n"] == len(rows) == 4 and res["generated"] == 4
     assert set(res["per_dimension"]) == {"Art Style", "Counting"} and res["n_per_dimension"] == {"Art Style": 2, "Counting": 2}
@@ -405,11 +406,11 @@ def test_evaluate_with_tiny_model_is_scored_and_resumable(tmp_path, tiny_internv
     assert res["random_baseline"] == pytest.approx(100 * (0.5 + 0.25) / 2)
     for r in rows:
         assert r["prediction"] == mc_metrics.parse_mc_answer(r["response"], r["n_options"])
-    again = mc_tasks.evaluate_mc(str(tiny_internvl), out, "test", image_size=28, max_new_tokens=8, batch_size=4,
-                                 out_dir=run, progress=False)
+    again = evaluate_mc(str(tiny_internvl), out, "test", image_size=28, max_new_tokens=8, batch_size=4,
+                        out_dir=run, progress=False)
     assert again["generated"] == 0 and again["resumed"] == 4 and again["overall"] == res["overall"]
     with pytest.raises(ValueError, match="other settings"):
-        mc_tasks.evaluate_mc(str(tiny_internvl), out, "test", image_size=28, max_new_tokens=9, out_dir=run, progress=False)
+        evaluate_mc(str(tiny_internvl), out, "test", image_size=28, max_new_tokens=9, out_dir=run, progress=False)
     # `labkit mc-evaluate --predictions` rescores the file: same micro and macro numbers.
     from labkit.cli import main
 

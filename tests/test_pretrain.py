@@ -39,7 +39,7 @@ def test_candidate_auc_overall_first_and_per_dimension():
 
 
 def test_top1_rule_names_the_most_confident_candidate():
-    from labkit.evaluate import top1_score
+    from labkit.tasks import top1_score
 
     rows = [{"p_ok": [0.1, 0.7, None, 0.2], "answer": "B", "dimension": "normal"},
             {"p_ok": [0.4, 0.3, 0.2, 0.1], "answer": "N", "dimension": "physical_shadow"},

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from labkit.judges import JudgeError  # stdlib-only module: cheap
+    from labkit.judge_base import JudgeError  # stdlib-only module: cheap
 
     try:
         code = args.func(args)

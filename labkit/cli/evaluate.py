@@ -8,8 +8,15 @@ API model (OpenAI-compatible endpoint) instead of a local one, as the paper's Ta
 """
 from __future__ import annotations
 
-from labkit.cli.annotate import add_endpoint_arguments
+import argparse
+import json
+
+from labkit.cli.annotate import add_endpoint_arguments, judge_options
+from labkit.metrics import format_table
 from labkit.prompts import LAYOUTS, STYLES, VARIANTS
+
+# labkit.evaluate, labkit.judges and labkit.screen are imported in `run`: every command's module is
+# imported to build the parser, and they pull in PIL, datasets and the model code (the CLI must start fast).
 
 
 def register(sub):
@@ -46,10 +53,9 @@ def register(sub):
 
 
 def run(args) -> int:
-    import json
-
     from labkit.evaluate import evaluate
-    from labkit.metrics import format_table
+    from labkit.judges import make_judge
+    from labkit.screen import default_conversion
 
     if not args.model and not args.judge:
         raise ValueError("give --model (a model folder or hub alias) or --judge")
@@ -57,17 +63,10 @@ def run(args) -> int:
         raise ValueError("give either --model or --judge, not both")
     judge = args.judge
     if judge:
-        import argparse
-
-        from labkit.cli.annotate import judge_options
-        from labkit.judges import make_judge
-
         # The same endpoint options as `labkit annotate`; a reply is at most --max-new-tokens long.
         opts = judge_options(argparse.Namespace(**{**vars(args), "max_tokens": args.max_new_tokens}))
         judge = make_judge(args.judge, **opts)
     # A trained folder is asked the way it was trained (its recipe's conversion), unless overridden.
-    from labkit.screen import default_conversion
-
     conv = default_conversion(args.model)
     conv.update({k: getattr(args, k) for k in ("layout", "prompt", "variant", "image_size") if getattr(args, k) is not None})
     result = evaluate(

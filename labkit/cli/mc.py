@@ -117,7 +117,7 @@ def run_evaluate(args) -> int:
         return 0
     if not args.model or not args.data:
         raise ValueError("give --model and --data (or --predictions FILE)")
-    from labkit.mc_tasks import evaluate_mc
+    from labkit.evaluate import evaluate_mc
 
     result = evaluate_mc(args.model, args.data, args.split, form=args.form, image_size=args.image_size,
                          batch_size=args.batch_size, out_dir=args.out, max_new_tokens=args.max_new_tokens,

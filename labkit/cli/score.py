@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from labkit.metrics import canonical_answer, format_table, parse_answer, score
+
 
 def register(sub):
     p = sub.add_parser("score", help="score a predictions JSONL file", description=__doc__)
@@ -18,8 +20,6 @@ def register(sub):
 
 
 def read_predictions(path: str | Path):
-    from labkit.metrics import canonical_answer, parse_answer
-
     preds, labels, dims = [], [], []
     path = Path(path)
     if not path.exists():
@@ -46,8 +46,6 @@ def read_predictions(path: str | Path):
 
 
 def run(args) -> int:
-    from labkit.metrics import format_table, score
-
     preds, labels, dims = read_predictions(args.predictions)
     result = score(preds, labels, dims)
     out = Path(args.out) if args.out else Path(args.predictions).with_suffix(".score.json")

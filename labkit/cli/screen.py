@@ -9,7 +9,14 @@ OpenAI-compatible endpoint (``--base-url``, key from ``--api-key-env``) instead 
 """
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 from labkit.prompts import LAYOUTS, STYLES
+
+# labkit.screen and labkit.judges are imported in `run`: every command's module is imported to
+# build the parser, and they pull in PIL, datasets and the model code (the CLI must start fast).
 
 
 def register(sub):
@@ -36,18 +43,13 @@ def register(sub):
 
 
 def run(args) -> int:
-    import json
-    import os
-    from pathlib import Path
-
+    from labkit.judges import make_judge
     from labkit.screen import collect_items, screen
 
     if bool(args.model) == bool(args.judge):
         raise ValueError("give --model (a model folder or hub alias) or --judge, one of them")
     judge = None
     if args.judge:
-        from labkit.judges import make_judge
-
         opts = {"concurrency": args.batch_size}
         if args.judge.startswith("openai:"):
             opts.update(base_url=args.base_url, api_key=os.environ.get(args.api_key_env))
