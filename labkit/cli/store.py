@@ -75,7 +75,7 @@ def register(sub):
 
 
 def _store(args):
-    from labkit.store import AnnotationStore
+    from labkit.store import AnnotationStore  # lazy: the CLI must start fast (labkit.store pulls in PIL)
 
     return AnnotationStore(args.db)
 
@@ -104,7 +104,9 @@ def run_add_annotator(args) -> int:
 def run_register(args) -> int:
     st = _store(args)
     n = st.register_split(args.data, args.split, dataset=args.dataset)
-    name = args.dataset or __import__("labkit.store", fromlist=["dataset_name"]).dataset_name(args.data)
+    from labkit.store import dataset_name  # lazy, as in _store
+
+    name = args.dataset or dataset_name(args.data)
     _print(args, {"dataset": name, "new": n}, f"registered {n} new sample(s) of {args.data}:{args.split} as {name!r}")
     return 0
 
