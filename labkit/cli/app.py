@@ -13,7 +13,7 @@ demo's dataset when there is one, else a small synthetic set it makes in ``data/
 
 The app binds 127.0.0.1 unless ``--host`` says otherwise; another host needs ``--auth-file``
 (or ``--insecure``). ``--auth-file``: ``name:scrypt-hash:role`` lines written by ``labkit app
-adduser`` (or JSON, see `app.annotation.read_auth_file`); plain-text passwords are refused. With
+adduser`` (or JSON, see `labkit.app.annotation.read_auth_file`); plain-text passwords are refused. With
 it login is required (failed logins are rate-limited) and every label is attributed to the
 logged-in annotator; roles: annotator, reviewer (flagged and disagreements queues), admin (also
 hard cases).
@@ -184,7 +184,7 @@ def default_data(demo_dir: Path) -> Path | None:
 
 
 def run_adduser(args) -> int:
-    from app.annotation import add_user  # lazy: the CLI must start fast (the app pulls in plotly and PIL)
+    from labkit.app.annotation import add_user  # lazy: the CLI must start fast (the app pulls in plotly and PIL)
 
     if not args.name:
         raise ValueError("adduser needs a NAME: labkit app adduser NAME --auth-file FILE")
@@ -202,7 +202,7 @@ def run_adduser(args) -> int:
 
 
 def run(args) -> int:
-    from app.main import AppConfig, ConfigError, check_config, serve  # lazy, as in run_adduser
+    from labkit.app.main import AppConfig, ConfigError, check_config, serve  # lazy, as in run_adduser
 
     if args.subcommand == "adduser":
         return run_adduser(args)

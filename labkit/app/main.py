@@ -1,12 +1,12 @@
 """Start the app: load the model once, open the annotation store, register the data, serve.
 
     labkit app --model data/models/small-internvl --store data/annotations.sqlite --data data/synth
-    python -m app ...         (the same; defaults for `make app` in labkit/cli/app.py)
+    python -m labkit.app ...         (the same; defaults for `make app` in labkit/cli/app.py)
 
 Binds 127.0.0.1 unless ``--host`` says otherwise; another host without ``--auth-file`` is refused
 unless ``--insecure`` is given. With ``--auth-file`` every visitor logs in (failed logins are
 rate-limited) and each label is attributed to the logged-in annotator (see
-`app.handlers.read_auth_file`). Everything that can be checked cheaply (host, auth file, model
+`labkit.app.handlers.read_auth_file`). Everything that can be checked cheaply (host, auth file, model
 folder, dataset) is checked before the model loads. The app's temporary folder (Gradio's upload
 cache and the images it serves) is removed when it closes or the process exits.
 """
@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app import handlers as H
+from labkit.app import handlers as H
 from labkit.store import AnnotationStore, StoreError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -84,7 +84,7 @@ def check_config(cfg: AppConfig) -> dict | None:
 
 def prepare(cfg: AppConfig, temp_dir: str | None = None):
     """Check the settings, then load everything once: (demo, auth callable or None, summary dict)."""
-    from app.ui import build_demo  # lazy: gradio takes seconds to import; the settings are checked first
+    from labkit.app.ui import build_demo  # lazy: gradio takes seconds to import; the settings are checked first
 
     users = check_config(cfg)
     store = AnnotationStore(cfg.store)
@@ -154,7 +154,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 def serve(cfg: AppConfig, block: bool = True):
     """Build and launch; returns the demo (already running when ``block`` is False; stop it
     with ``demo.close()``). Port 0 picks a free port; ``demo.local_url`` says where it is."""
-    from app.ui import launch_kwargs  # lazy, as in prepare
+    from labkit.app.ui import launch_kwargs  # lazy, as in prepare
 
     check_config(cfg)  # before anything else: a bad setting fails in well under a second
     if not cfg.port:

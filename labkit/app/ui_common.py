@@ -1,4 +1,4 @@
-"""Pieces both tabs of the app share (`app.ui_screen`, `app.ui_annotate`, joined by `app.ui`):
+"""Pieces both tabs of the app share (`labkit.app.ui_screen`, `labkit.app.ui_annotate`, joined by `labkit.app.ui`):
 styles, the annotation guidelines, who the visitor is and what role they have, inline error
 lines, and the display copies of dataset images. No Gradio import here.
 """
@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from app.handlers import User, client_message, image_file
-from app.images import display_image
+from labkit.app.handlers import User, client_message, image_file
+from labkit.app.images import display_image
 
 # Streamed updates at most every 40 ms: a browser renders each one (faster bursts would be
 # drawn only once per frame anyway, and seven outputs per update cost rendering time).
@@ -68,7 +68,7 @@ def inline_error(exc: Exception | str) -> str:
 
 def image_files(image_dir: str | Path) -> Callable[[list], list[str]]:
     """``files(images) -> paths``: the images as content-named files in ``image_dir`` (see
-    `app.handlers.image_file`). Small images are upscaled (sharp pixels) for display only; the
+    `labkit.app.handlers.image_file`). Small images are upscaled (sharp pixels) for display only; the
     model gets the originals."""
     def files(images) -> list[str]:
         return [image_file(display_image(im), image_dir) for im in images]

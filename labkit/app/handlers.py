@@ -1,9 +1,9 @@
 """Pure handler functions of the app: everything the UI does, without Gradio.
 
-The UI (`app.ui`) only wires components to these functions and turns `UserError` into a
+The UI (`labkit.app.ui`) only wires components to these functions and turns `UserError` into a
 visible message. Tests call them directly (``tests/test_app_handlers.py``). This module holds
-the screening side; the annotation side lives in `app.annotation` and is re-exported here, so
-``from app import handlers as H`` reaches every handler.
+the screening side; the annotation side lives in `labkit.app.annotation` and is re-exported here, so
+``from labkit.app import handlers as H`` reaches every handler.
 
 - Screening: `read_upload` (an uploaded file as Gradio hands it over -> RGB image, clear error
   otherwise), `collect_images` (exactly five), `Screener` (the model, loaded once, with a lock)
@@ -16,7 +16,7 @@ the screening side; the annotation side lives in `app.annotation` and is re-expo
 - Messages for clients: `client_message` keeps server paths out of what a visitor sees.
 - Serving: `throttle` (at most one UI update per interval), `image_file` (images as
   content-named files for Gradio).
-- Annotation and login (`app.annotation`): `SampleIndex`, `build_label`, `save_label`,
+- Annotation and login (`labkit.app.annotation`): `SampleIndex`, `build_label`, `save_label`,
   `undo_label`, `item_view`, `progress_figure`, `agreement_figure`, `read_auth_file`, `make_auth`.
 """
 from __future__ import annotations
@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from app.annotation import (  # re-exported: `from app import handlers as H` reaches every handler
+from labkit.app.annotation import (  # re-exported: `from labkit.app import handlers as H` reaches every handler
     ADMIN_ROLES, CHOICES, DEFECT_TAGS, NONE_CHOICE, PROGRESS_BARS, REVIEW_ROLES, ROLES, UNSPECIFIED_DEFECT, ItemView,
     LoginLimiter, SampleIndex, User, add_user, agreement_figure, build_label, choices_of, cot_provenance, item_view,
     make_auth, parse_key, progress_figure, read_auth_file, read_mined_responses, save_label, undo_label,
 )
-from app.uploads import (  # re-exported, as above
+from labkit.app.uploads import (  # re-exported, as above
     WHAT, UserError, client_message, collect_images, downscale_note, read_upload, upload_path,
 )
 from labkit import models  # (models.load looked up per call: tests count the loads)
@@ -159,7 +159,7 @@ _BADGE_TEXT = {"accepted": "accepted", "rejected": "rejected", "unknown": "waiti
 
 
 def badge(kind: str, text: str | None = None) -> str:
-    """A CSS badge (``.badge.badge-KIND``, styled in `app.ui.CSS`): no emoji, readable anywhere."""
+    """A CSS badge (``.badge.badge-KIND``, styled in `labkit.app.ui.CSS`): no emoji, readable anywhere."""
     return f"<span class='badge badge-{kind}'>{html.escape(text or _BADGE_TEXT.get(kind, kind))}</span>"
 
 

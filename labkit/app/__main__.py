@@ -1,4 +1,4 @@
-"""``python -m app ...``: the same as ``labkit app ...`` (see `labkit.cli.app`)."""
+"""``python -m labkit.app ...``: the same as ``labkit app ...`` (see `labkit.cli.app`)."""
 import sys
 
 from labkit.cli import main

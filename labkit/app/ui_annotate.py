@@ -1,8 +1,8 @@
-"""The Annotate tab of the app (wired by `app.ui.build_demo`): queues of the annotation store and
+"""The Annotate tab of the app (wired by `labkit.app.ui.build_demo`): queues of the annotation store and
 keyboard-driven labelling that stays blind and keeps the annotator's reasoning their own.
 
 - Blind: other annotators' answers show only in the ``flagged`` and ``disagreements`` queues,
-  which belong to reviewers and admins when login is on (`app.handlers.REVIEW_ROLES`); showing
+  which belong to reviewers and admins when login is on (`labkit.app.handlers.REVIEW_ROLES`); showing
   them is recorded (`AnnotationStore.record_reveal`) so agreement uses blind labels only.
 - Reasoning: the model's suggestion streams into its own read-only box; the annotator's box is
   never written by the model. "Use suggestion" copies a *finished* suggestion into an empty
@@ -20,10 +20,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import gradio as gr  # the UI modules need it; `app.main` imports them only when it serves
+import gradio as gr  # the UI modules need it; `labkit.app.main` imports them only when it serves
 
-from app import handlers as H
-from app.ui_common import GUIDELINES, annotator_of, inline_error
+from labkit.app import handlers as H
+from labkit.app.ui_common import GUIDELINES, annotator_of, inline_error
 from labkit.metrics import LETTERS
 from labkit.store import MAX_COT_CHARS, QUEUES
 

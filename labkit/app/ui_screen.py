@@ -1,4 +1,4 @@
-"""The Screen tab of the app (added by `app.ui.build_demo`): the model reasons over an original
+"""The Screen tab of the app (added by `labkit.app.ui.build_demo`): the model reasons over an original
 and four candidates, uploaded or picked from the dataset, and its reasoning streams in.
 
 Events: ``/screen`` (the model, one at a time) and ``/load_sample`` (a dataset sample into the
@@ -6,10 +6,10 @@ image boxes; its true label shows only to reviewers, admins and without login).
 """
 from __future__ import annotations
 
-import gradio as gr  # the UI modules need it; `app.main` imports them only when it serves
+import gradio as gr  # the UI modules need it; `labkit.app.main` imports them only when it serves
 
-from app import handlers as H
-from app.ui_common import UI_INTERVAL, inline_error
+from labkit.app import handlers as H
+from labkit.app.ui_common import UI_INTERVAL, inline_error
 from labkit.metrics import LETTERS
 
 MAX_PICK = 2000  # samples offered in the Screen tab's picker
@@ -22,7 +22,7 @@ def _fail(exc: Exception):
 def build_screen_tab(screener, store, index, *, files, role_of, max_pixels: int | None = None,
                      interval: float = UI_INTERVAL) -> None:
     """Add the Screen tab (inside the Blocks' Tabs context). ``screener`` may be None (a message
-    asks for --model); ``index`` None: uploads only. ``files`` and ``role_of``: see `app.ui_common`."""
+    asks for --model); ``index`` None: uploads only. ``files`` and ``role_of``: see `labkit.app.ui_common`."""
     with gr.Tab("Screen", id="screen"):
         truth = gr.State(None)  # the picked dataset sample: {"id", "answer"}; None after an upload
         with gr.Row():

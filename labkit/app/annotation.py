@@ -18,7 +18,7 @@ annotation store, what the Annotate tab shows, progress and agreement figures, l
   ``reviewer`` (also the flagged and disagreements queues, with others' answers) or ``admin``
   (also imports hard cases and removes hard marks).
 
-Re-exported by `app.handlers`; raises `app.uploads.UserError`; tested in ``tests/test_app_handlers.py``.
+Re-exported by `labkit.app.handlers`; raises `labkit.app.uploads.UserError`; tested in ``tests/test_app_handlers.py``.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from typing import Callable
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.uploads import UserError
+from labkit.app.uploads import UserError
 from labkit.data import list_splits, load_split, sample_images
 from labkit.jsonl import read_by_id
 from labkit.metrics import LETTERS, NONE_ANSWER

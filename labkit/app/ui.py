@@ -1,16 +1,16 @@
 """The app's Blocks: a Screen tab (the model reasons over an original and four candidates) and
 an Annotate tab (queues of the annotation store, keyboard-driven labelling).
 
-    from app.ui import build_demo, launch_kwargs
+    from labkit.app.ui import build_demo, launch_kwargs
     demo = build_demo(screener, store, index)
     demo.launch(server_name="127.0.0.1", **launch_kwargs())
 
 Every event has an ``api_name`` (``/screen``, ``/load_sample``, ``/load_queue``, ``/annotate``,
 ``/annotate_without_reasoning``, ``/undo``, ``/move``, ``/ask_model``, ``/use_suggestion``,
 ``/import_hard_cases``, ``/unmark_hard``, ``/stats``) so `gradio_client` drives the same code
-paths as the browser. Handlers live in `app.handlers`; the Screen tab is built in
-`app.ui_screen`, the Annotate tab in `app.ui_annotate`, and what both share (styles,
-guidelines, roles, inline errors) in `app.ui_common`. A `UserError` (bad input) shows inline
+paths as the browser. Handlers live in `labkit.app.handlers`; the Screen tab is built in
+`labkit.app.ui_screen`, the Annotate tab in `labkit.app.ui_annotate`, and what both share (styles,
+guidelines, roles, inline errors) in `labkit.app.ui_common`. A `UserError` (bad input) shows inline
 in the tab's status line and leaves the other outputs as they were; an unexpected failure
 becomes a `gr.Error` whose message carries no server path. Gradio 6 takes custom JavaScript and CSS in ``launch()``, hence
 `launch_kwargs`.
@@ -22,12 +22,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import gradio as gr  # the UI modules need it; `app.main` imports them only when it serves
+import gradio as gr  # the UI modules need it; `labkit.app.main` imports them only when it serves
 
-from app import handlers as H
-from app.ui_annotate import build_annotate_tab
-from app.ui_common import CSS, UI_INTERVAL, image_files, role_lookup
-from app.ui_screen import build_screen_tab
+from labkit.app import handlers as H
+from labkit.app.ui_annotate import build_annotate_tab
+from labkit.app.ui_common import CSS, UI_INTERVAL, image_files, role_lookup
+from labkit.app.ui_screen import build_screen_tab
 
 SHORTCUTS_JS = Path(__file__).with_name("shortcuts.js")
 

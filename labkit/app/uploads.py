@@ -1,7 +1,7 @@
 """Uploads and the app's user-facing errors: `UserError`, reading uploaded images, messages for clients.
 
-The lowest module of the app (no other `app` module imported but `app.images`): the handlers
-(`app.handlers`, `app.annotation`) and the UI raise and catch `UserError` from here.
+The lowest module of the app (no other `app` module imported but `labkit.app.images`): the handlers
+(`labkit.app.handlers`, `labkit.app.annotation`) and the UI raise and catch `UserError` from here.
 
 - `UserError`: bad input from the person using the app; the UI shows the message and keeps serving.
 - `upload_path`, `read_upload` (an uploaded file as Gradio hands it over -> RGB image, clear
@@ -16,7 +16,7 @@ from typing import Any
 
 from PIL import Image
 
-from app.images import DEFAULT_MAX_PIXELS, ImageTooLarge, open_capped
+from labkit.app.images import DEFAULT_MAX_PIXELS, ImageTooLarge, open_capped
 from labkit.data import SampleError, open_image
 
 WHAT = ("original image", "candidate A", "candidate B", "candidate C", "candidate D")
@@ -48,8 +48,8 @@ def read_upload(value: Any, what: str = "image", max_pixels: int | None = None):
 
     Accepts a PIL image (dataset samples), a path or a Gradio FileData dict. Corrupt and
     non-image files, images over PIL's decompression-bomb limit and tiny images are refused.
-    A file over ``max_pixels`` (default `app.images.DEFAULT_MAX_PIXELS`) is downscaled while it
-    is decoded, so a huge upload costs bounded memory (`app.images.open_capped`).
+    A file over ``max_pixels`` (default `labkit.app.images.DEFAULT_MAX_PIXELS`) is downscaled while it
+    is decoded, so a huge upload costs bounded memory (`labkit.app.images.open_capped`).
     """
     if value is None:
         raise UserError(f"{what} is missing: upload it (five images are needed: the original and A-D)")
