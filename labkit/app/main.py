@@ -1,13 +1,13 @@
 """Start the app: load the model once, open the annotation store, register the data, serve.
 
     labkit app --model data/models/small-internvl --store data/annotations.sqlite --data data/synth
-    python -m labkit.app ...         (the same; defaults for `make app` in labkit/cli/app.py)
+    python -m labkit.app ...  (the same; defaults for `make app` in labkit/cli/app.py)
 
 Binds 127.0.0.1 unless ``--host`` says otherwise; another host without ``--auth-file`` is refused
 unless ``--insecure`` is given. With ``--auth-file`` every visitor logs in (failed logins are
 rate-limited) and each label is attributed to the logged-in annotator (see
-`labkit.app.handlers.read_auth_file`). Everything that can be checked cheaply (host, auth file, model
-folder, dataset) is checked before the model loads. The app's temporary folder (Gradio's upload
+`labkit.app.annotation.read_auth_file`). Everything that can be checked cheaply (host, auth
+file, model folder, dataset) is checked before the model loads. The app's temporary folder (Gradio's upload
 cache and the images it serves) is removed when it closes or the process exits.
 """
 from __future__ import annotations

@@ -9,11 +9,11 @@ Every event has an ``api_name`` (``/screen``, ``/load_sample``, ``/load_queue``,
 ``/annotate_without_reasoning``, ``/undo``, ``/move``, ``/ask_model``, ``/use_suggestion``,
 ``/import_hard_cases``, ``/unmark_hard``, ``/stats``) so `gradio_client` drives the same code
 paths as the browser. Handlers live in `labkit.app.handlers`; the Screen tab is built in
-`labkit.app.ui_screen`, the Annotate tab in `labkit.app.ui_annotate`, and what both share (styles,
-guidelines, roles, inline errors) in `labkit.app.ui_common`. A `UserError` (bad input) shows inline
-in the tab's status line and leaves the other outputs as they were; an unexpected failure
-becomes a `gr.Error` whose message carries no server path. Gradio 6 takes custom JavaScript and CSS in ``launch()``, hence
-`launch_kwargs`.
+`labkit.app.ui_screen`, the Annotate tab in `labkit.app.ui_annotate`, and what both share
+(styles, guidelines, roles, inline errors) in `labkit.app.ui_common`. A `UserError` (bad input)
+shows inline in the tab's status line and leaves the other outputs as they were; an unexpected
+failure becomes a `gr.Error` whose message carries no server path. Gradio 6 takes custom
+JavaScript and CSS in ``launch()``, hence `launch_kwargs`.
 """
 from __future__ import annotations
 

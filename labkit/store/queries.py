@@ -6,11 +6,12 @@ below `labkit.store.store.AnnotationStore`, which offers them as methods. Use th
 methods (``store.queue(...)``, ``store.agreement()``, ``store.export_split(...)``) or the CLI
 (``labkit store agreement DB``, ``labkit store export DB --dataset D --out DIR``).
 
-Agreement uses *blind* labels only (given before the annotator saw anyone else's answer on
-the sample; see `AnnotationStore.record_reveal`). It is Fleiss' kappa per candidate (A–D) over
-two categories, accepted and rejected, on the samples with at least two answering annotators;
-with unequal rater counts it uses the usual generalisation (each sample's agreement over its own rater pairs). Exact-answer
-agreement is the share of those samples on which every annotator gave the same answer.
+Agreement uses *blind* labels only (given before the annotator saw anyone else's answer on the
+sample; see `AnnotationStore.record_reveal`). It is Fleiss' kappa per candidate (A–D) over two
+categories, accepted and rejected, on the samples with at least two answering annotators; with
+unequal rater counts it uses the usual generalisation (each sample's agreement over its own
+rater pairs). Exact-answer agreement is the share of those samples on which every annotator gave
+the same answer.
 """
 from __future__ import annotations
 

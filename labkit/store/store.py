@@ -38,7 +38,8 @@ class AnnotationStore(StoreCore):
         return unmark_hard(self, dataset, sample_ids)
 
     # -- queues, progress, agreement, export (labkit.store.queries)
-    def queue(self, name: str, dataset: str | None = None, annotator: str | None = None, limit: int | None = None) -> list[SampleKey]:
+    def queue(self, name: str, dataset: str | None = None, annotator: str | None = None,
+              limit: int | None = None) -> list[SampleKey]:
         """Samples in a queue, in registration order. See `labkit.store.queries.queue`."""
         return queue(self, name, dataset=dataset, annotator=annotator, limit=limit)
 
