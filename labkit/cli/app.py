@@ -174,7 +174,7 @@ def default_data(demo_dir: Path) -> Path | None:
     if (DEFAULT_DATA_DIR / "dataset.json").exists():
         return DEFAULT_DATA_DIR
     try:
-        from labkit.synth import make_dataset
+        from labkit.synth import make_dataset  # lazy and guarded: the generator is optional here
     except ImportError:
         print("labkit app: no dataset given and no generator available; the Annotate tab is off (use --data)")
         return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 
 
 def register(sub):
@@ -168,8 +169,6 @@ def run_unmark_hard(args) -> int:
 
 
 def run_events(args) -> int:
-    from dataclasses import asdict
-
     for ev in _store(args).events(dataset=args.dataset, annotator=args.annotator):
         print(json.dumps(asdict(ev)))
     return 0
