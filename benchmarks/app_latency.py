@@ -12,7 +12,7 @@ original and four candidates, and times the ``/screen`` event:
 *Cold* is the first request after the app started (the model is loaded at start, so this is
 the first generate call: lazy initialisation, allocator warm-up); *warm* is the median of
 ``--repeats`` later requests. The same request is also timed in-process (the handler alone,
-`app.handlers.screen_stream`) to show what HTTP and Gradio's queue add. The app's start time
+`labkit.app.handlers.screen_stream`) to show what HTTP and Gradio's queue add. The app's start time
 (model load + server start) is printed too.
 
 Run: ``python benchmarks/app_latency.py [--model DIR] [--repeats 5] [--max-new-tokens 256]``
@@ -68,7 +68,7 @@ def time_http(client, files, form: str) -> tuple[float, float, float, int]:
 
 
 def time_inprocess(screener, images, form: str) -> tuple[float, float]:
-    from app.handlers import screen_stream
+    from labkit.app.handlers import screen_stream
 
     t0 = time.perf_counter()
     first = None
@@ -89,8 +89,8 @@ def main(argv=None) -> int:
 
     from gradio_client import Client, handle_file
 
-    from app.handlers import Screener, collect_images
-    from app.main import AppConfig, serve
+    from labkit.app.handlers import Screener, collect_images
+    from labkit.app.main import AppConfig, serve
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

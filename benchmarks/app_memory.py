@@ -2,7 +2,7 @@
 
 Such a file passes the upload size limit and PIL's decompression-bomb check; decoded whole it is
 576 MB (PIL keeps RGB as 4 bytes a pixel) before any copy. The app decodes uploads over its pixel
-cap strip by strip (`app.images.open_capped`), so the server should grow by far less (goal:
+cap strip by strip (`labkit.app.images.open_capped`), so the server should grow by far less (goal:
 at most +300 MB for one such upload).
 
 Two measurements, side by side in one run:
@@ -37,7 +37,7 @@ DECODE = """
 import sys, json
 from pathlib import Path
 from labkit.data import open_image
-from app.images import open_capped
+from labkit.app.images import open_capped
 
 def peak_mb():  # VmHWM: the process's peak resident memory
     line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM"))
@@ -50,7 +50,7 @@ print(json.dumps({"size": img.size, "peak_growth_mb": peak_mb() - before}))
 
 SERVE = """
 import sys
-from app.main import AppConfig, serve
+from labkit.app.main import AppConfig, serve
 serve(AppConfig(model=sys.argv[1], store=sys.argv[2], port=int(sys.argv[3]), max_new_tokens=16,
                 prefill_cot=False, max_pixels=int(sys.argv[4])), block=True)
 """
@@ -91,7 +91,7 @@ def decode_alone(path: Path, max_pixels: int) -> dict:
 def through_app(model: str, huge: Path, small: list[str], max_pixels: int, tmp: Path) -> dict:
     from gradio_client import Client, handle_file
 
-    from app.main import free_port
+    from labkit.app.main import free_port
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}

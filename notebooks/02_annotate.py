@@ -195,7 +195,7 @@ assert progress["labelled"] == n_label and agreement["n_samples"] == n_label
 assert all(v is None or -1 <= v <= 1 for v in agreement["kappa"].values())
 
 # %%
-from app.handlers import agreement_figure, progress_figure
+from labkit.app.handlers import agreement_figure, progress_figure
 
 progress_figure(progress, title="Store progress").show()
 agreement_figure(agreement, title="Agreement of ana, ben and cai").show()

@@ -16,13 +16,13 @@
 # %% [markdown]
 # # 06 · The app, and the hard-case loop
 #
-# The trained screener in the lab's Gradio app (`app/`): a **Screen** tab that streams the model's
+# The trained screener in the lab's Gradio app (`labkit/app/`): a **Screen** tab that streams the model's
 # reasoning over an original and four candidates, token by token, and splits it per candidate; an
 # **Annotate** tab where people label samples from queues of the annotation store, with keyboard
 # shortcuts. Then the loop the paper implies: the hard cases mined from the model (notebook 04) go
 # to annotators, their labels are exported as training data, and the model is trained again.
 #
-# Everything below calls the app's pure handler functions (`app.handlers`), the same code the
+# Everything below calls the app's pure handler functions (`labkit.app.handlers`), the same code the
 # buttons call, so it runs without a server. With `LAUNCH_APP = True` the app also opens inline,
 # bound to 127.0.0.1.
 
@@ -68,8 +68,8 @@ print("model:", MODEL)
 # %%
 import gradio as gr
 
-from app import handlers as H
-from app.ui import build_demo, launch_kwargs
+from labkit.app import handlers as H
+from labkit.app.ui import build_demo, launch_kwargs
 from labkit.store import AnnotationStore
 
 # The generation settings every arm was evaluated with (03-04), so the app and the retrained model match them.

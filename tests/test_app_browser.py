@@ -35,7 +35,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, tiny_internvl):
-    from app.main import AppConfig, serve
+    from labkit.app.main import AppConfig, serve
     from labkit.data import save_split
 
     root = tmp_path_factory.mktemp("browser")

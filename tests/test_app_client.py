@@ -46,7 +46,7 @@ def app_files(tmp_path_factory, tiny_internvl):
 
 def start(files, store_path, **kw):
     """Launch the app without blocking; returns (demo, url)."""
-    from app.main import AppConfig, serve
+    from labkit.app.main import AppConfig, serve
 
     cfg = AppConfig(model=str(files["model"]), store=str(store_path), data=str(files["data"]),
                     hard_cases=str(files["hard"]), port=0, max_new_tokens=48, prefill_cot=False, **kw)
@@ -220,7 +220,7 @@ def test_model_loaded_once_at_start(served, app_files, model_loads):
 
 def test_login_required_and_labels_attributed(app_files, tmp_path):
     # With an auth file, an anonymous client is refused and each label carries its annotator.
-    from app.annotation import add_user
+    from labkit.app.annotation import add_user
 
     auth_file = tmp_path / "annotators.txt"
     add_user(auth_file, "ana", "s3cret-pw")
@@ -277,7 +277,7 @@ def test_hard_case_loop_labels_export_for_training(app_files, tmp_path):
 @pytest.fixture
 def team(app_files, tmp_path):
     """An app with login: ana (admin), bo (annotator), rev (reviewer); a 60 s login lockout."""
-    from app.annotation import add_user
+    from labkit.app.annotation import add_user
 
     auth_file = tmp_path / "team.txt"
     for name, role in (("ana", "admin"), ("bo", "annotator"), ("rev", "reviewer")):
@@ -364,7 +364,7 @@ def test_suggestion_is_never_partial_and_contradictions_are_refused(app_files, t
     from labkit.verdicts import stated_answer
 
     store_path = tmp_path / "stream.sqlite"
-    from app.main import AppConfig, serve
+    from labkit.app.main import AppConfig, serve
 
     demo = serve(AppConfig(model=str(app_files["model"]), store=str(store_path), data=str(app_files["data"]),
                            port=0, max_new_tokens=400, prefill_cot=False), block=False)
@@ -405,8 +405,8 @@ def test_suggestion_is_never_partial_and_contradictions_are_refused(app_files, t
 # ----------------------------------------------------------------------------- data and settings
 
 def test_a_second_dataset_with_the_same_name_is_refused(app_files, tmp_path, monkeypatch):
-    from app import handlers as H
-    from app.main import AppConfig, ConfigError, serve
+    from labkit.app import handlers as H
+    from labkit.app.main import AppConfig, ConfigError, serve
     from labkit.data import save_split
     from labkit.store import AnnotationStore
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from app import handlers as H
+from labkit.app import handlers as H
 from conftest import make_sample
 from labkit.metrics import parse_answer
 
@@ -366,7 +366,7 @@ def test_huge_png_is_downscaled_while_decoding(tmp_path):
     # reduced by the same factor (exact for the strip decoder), and paths never reach messages.
     import numpy as np
 
-    from app.images import fit_factor, open_capped
+    from labkit.app.images import fit_factor, open_capped
 
     rng = np.random.default_rng(0)
     small = rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)
@@ -388,7 +388,7 @@ def test_huge_png_is_downscaled_while_decoding(tmp_path):
 
 
 def test_display_copies_are_upscaled_sharply():
-    from app.images import display_image
+    from labkit.app.images import display_image
 
     img = Image.new("RGB", (64, 48), "red")
     img.putpixel((0, 0), (0, 0, 255))
@@ -402,7 +402,7 @@ def test_display_copies_are_upscaled_sharply():
 def test_app_serves_the_best_scoring_arm_and_warns_on_a_majority_answer(tmp_path):
     # results.json ranks the arms by "overall", whatever the arm order; the title names the arm
     # and score; a model answering N on 7 of 10 test samples gets a warning.
-    from app.ui import model_heading
+    from labkit.app.ui import model_heading
     from labkit.cli.app import best_demo_arm, find_demo_model
 
     demo = tmp_path / "demo"

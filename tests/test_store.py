@@ -1,4 +1,4 @@
-"""The annotation store (labkit.store, labkit.store_queries): labels, undo, queues, agreement,
+"""The annotation store (labkit.store, labkit.store.queries): labels, undo, queues, agreement,
 export into training, schema migrations, and durability under concurrent and killed writers."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from labkit.store import AnnotationStore, StoreError, migrate, read_hard_ids, schema_version
-from labkit.store_queries import fleiss_kappa
+from labkit.store.queries import fleiss_kappa
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -28,7 +28,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-dev-s
 
 
 def serve_app(model: str, data: str, hard: str | None, info: dict | None, store: Path, max_new_tokens: int):
-    from app.main import AppConfig, serve
+    from labkit.app.main import AppConfig, serve
 
     cfg = AppConfig(model=model, store=str(store), data=data, hard_cases=hard, hard_cases_optional=True, port=0,
                     max_new_tokens=max_new_tokens, prefill_cot=True, model_info=info)

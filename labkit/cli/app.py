@@ -13,27 +13,32 @@ demo's dataset when there is one, else a small synthetic set it makes in ``data/
 
 The app binds 127.0.0.1 unless ``--host`` says otherwise; another host needs ``--auth-file``
 (or ``--insecure``). ``--auth-file``: ``name:scrypt-hash:role`` lines written by ``labkit app
-adduser`` (or JSON, see `app.annotation.read_auth_file`); plain-text passwords are refused. With
+adduser`` (or JSON, see `labkit.app.annotation.read_auth_file`); plain-text passwords are refused. With
 it login is required (failed logins are rate-limited) and every label is attributed to the
 logged-in annotator; roles: annotator, reviewer (flagged and disagreements queues), admin (also
 hard cases).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections import Counter
+from getpass import getpass
 from pathlib import Path
 
-# Arms of the demo, best first: the app serves the first that has a final model.
-DEMO_ARMS = ("hcm-grpo", "dpa-grpo", "grpo", "sft-cot", "sft")
+from labkit.models import build_model
+from labkit.pipeline import DEMO_ARMS
+
+# Without results.json the app serves the first of these with a model folder: the demo's arms
+# (`labkit.pipeline.DEMO_ARMS`) latest first, so hcm-grpo, dpa-grpo, grpo, then sft (mine,
+# baseline-cnn and base-cot leave no model folder of their own and are passed over).
+SERVE_ORDER = tuple(reversed(DEMO_ARMS))
 DEFAULT_MODEL_DIR = Path("data/models/small-internvl")
 DEFAULT_DATA_DIR = Path("data/app-synth")
 
 
 def register(sub):
-    import argparse
-
     p = sub.add_parser("app", help="serve the screening and annotation app (Gradio)", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("subcommand", nargs="?", choices=["adduser"], help="adduser NAME: add a login to --auth-file")
@@ -118,13 +123,13 @@ def majority_warning(predictions: Path, limit: float = 0.5) -> str | None:
 
 def find_demo_model(demo_dir: Path) -> Path | None:
     """The best-scoring arm's model folder (`best_demo_arm`), else the first finished arm of
-    `DEMO_ARMS` when the run has no results.json yet."""
+    `SERVE_ORDER` when the run has no results.json yet."""
     if not demo_dir.is_dir():
         return None
     best = best_demo_arm(demo_dir)
     if best:
         return best["model"]
-    for arm in DEMO_ARMS:
+    for arm in SERVE_ORDER:
         for candidate in (demo_dir / arm / "final", demo_dir / arm / "model", demo_dir / arm):
             if (candidate / "config.json").exists():
                 return candidate
@@ -155,8 +160,6 @@ def default_model(demo_dir: Path) -> Path:
         print(f"labkit app: serving the demo's model {found}")
         return found
     if not (DEFAULT_MODEL_DIR / "config.json").exists():
-        from labkit.models import build_model
-
         print(f"labkit app: no trained model in {demo_dir}; building the untrained small screener in {DEFAULT_MODEL_DIR}")
         build_model("internvl", "small", DEFAULT_MODEL_DIR, seed=0)
     else:
@@ -171,7 +174,7 @@ def default_data(demo_dir: Path) -> Path | None:
     if (DEFAULT_DATA_DIR / "dataset.json").exists():
         return DEFAULT_DATA_DIR
     try:
-        from labkit.synth import make_dataset
+        from labkit.synth import make_dataset  # lazy and guarded: the generator is optional here
     except ImportError:
         print("labkit app: no dataset given and no generator available; the Annotate tab is off (use --data)")
         return None
@@ -181,9 +184,7 @@ def default_data(demo_dir: Path) -> Path | None:
 
 
 def run_adduser(args) -> int:
-    from getpass import getpass
-
-    from app import handlers as H  # (app.handlers first: it and app.annotation import each other)
+    from labkit.app.annotation import add_user  # lazy: the CLI must start fast (the app pulls in plotly and PIL)
 
     if not args.name:
         raise ValueError("adduser needs a NAME: labkit app adduser NAME --auth-file FILE")
@@ -195,13 +196,13 @@ def run_adduser(args) -> int:
         password = getpass(f"password for {args.name}: ")
         if getpass("again: ") != password:
             raise ValueError("the passwords differ")
-    H.add_user(args.auth_file, args.name, password, args.role)
+    add_user(args.auth_file, args.name, password, args.role)
     print(f"labkit app: {args.name} ({args.role}) written to {args.auth_file} as a scrypt hash")
     return 0
 
 
 def run(args) -> int:
-    from app.main import AppConfig, ConfigError, check_config, serve
+    from labkit.app.main import AppConfig, ConfigError, check_config, serve  # lazy, as in run_adduser
 
     if args.subcommand == "adduser":
         return run_adduser(args)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 
 
 def register(sub):
@@ -75,7 +76,7 @@ def register(sub):
 
 
 def _store(args):
-    from labkit.store import AnnotationStore
+    from labkit.store import AnnotationStore  # lazy: the CLI must start fast (labkit.store pulls in PIL)
 
     return AnnotationStore(args.db)
 
@@ -104,7 +105,9 @@ def run_add_annotator(args) -> int:
 def run_register(args) -> int:
     st = _store(args)
     n = st.register_split(args.data, args.split, dataset=args.dataset)
-    name = args.dataset or __import__("labkit.store", fromlist=["dataset_name"]).dataset_name(args.data)
+    from labkit.store import dataset_name  # lazy, as in _store
+
+    name = args.dataset or dataset_name(args.data)
     _print(args, {"dataset": name, "new": n}, f"registered {n} new sample(s) of {args.data}:{args.split} as {name!r}")
     return 0
 
@@ -166,8 +169,6 @@ def run_unmark_hard(args) -> int:
 
 
 def run_events(args) -> int:
-    from dataclasses import asdict
-
     for ev in _store(args).events(dataset=args.dataset, annotator=args.annotator):
         print(json.dumps(asdict(ev)))
     return 0

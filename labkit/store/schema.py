@@ -18,7 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from labkit.data import answer_from_defects
 from labkit.metrics import LETTERS, AnswerError, canonical_answer
+from labkit.verdicts import stated_answer
 
 
 class StoreError(ValueError):
@@ -101,7 +103,7 @@ def _m4_provenance_blind_identity(conn: sqlite3.Connection) -> None:
     whether the label was given blind (before its annotator saw anyone else's answer on the
     sample); ``reveals`` records when the app showed an annotator others' answers;
     ``dataset_splits`` records each registered split's content fingerprint
-    (`labkit.store_datasets`)."""
+    (`labkit.store.datasets`)."""
     _script(conn,
         """
         ALTER TABLE events ADD COLUMN cot_source TEXT NOT NULL DEFAULT '';
@@ -209,8 +211,6 @@ def check_reasoning(cot: str, answer: str | None, cot_source: str = "human") -> 
     answer (`labkit.verdicts.stated_answer`) differs from the label's ``answer`` (the message
     names both and offers to drop the reasoning). Empty reasoning always has source ``none``.
     """
-    from labkit.verdicts import stated_answer
-
     if not isinstance(cot, str):
         raise StoreError(f"reasoning must be text, got {type(cot).__name__}")
     if len(cot) > MAX_COT_CHARS:
@@ -235,8 +235,6 @@ def normalise_label(answer: str | None, candidate_defects, flag: bool) -> tuple[
     are accepted). With both, they must agree. A label without an answer must be flagged
     (an annotator who cannot decide flags the sample).
     """
-    from labkit.data import answer_from_defects
-
     defects = None
     if candidate_defects is not None:
         if not isinstance(candidate_defects, (list, tuple)) or len(candidate_defects) != 4:

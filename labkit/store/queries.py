@@ -1,15 +1,17 @@
 """Reading the annotation store: queues, progress, agreement, adjudication, export for training.
 
-These work on the *current labels* of `labkit.store.AnnotationStore` (each annotator's latest
-label that no undo retracted). Use them through the store's methods
-(``store.queue(...)``, ``store.agreement()``, ``store.export_split(...)``) or the CLI
+These work on the *current labels* of a store (`labkit.store.core.StoreCore.current_labels`:
+each annotator's latest label that no undo retracted). They sit above `labkit.store.core` and
+below `labkit.store.store.AnnotationStore`, which offers them as methods. Use them through those
+methods (``store.queue(...)``, ``store.agreement()``, ``store.export_split(...)``) or the CLI
 (``labkit store agreement DB``, ``labkit store export DB --dataset D --out DIR``).
 
-Agreement uses *blind* labels only (given before the annotator saw anyone else's answer on
-the sample; see `AnnotationStore.record_reveal`). It is Fleiss' kappa per candidate (A–D) over two categories, accepted and rejected,
-on the samples with at least two answering annotators; with unequal rater counts it uses the
-usual generalisation (each sample's agreement over its own rater pairs). Exact-answer
-agreement is the share of those samples on which every annotator gave the same answer.
+Agreement uses *blind* labels only (given before the annotator saw anyone else's answer on the
+sample; see `AnnotationStore.record_reveal`). It is Fleiss' kappa per candidate (A–D) over two
+categories, accepted and rejected, on the samples with at least two answering annotators; with
+unequal rater counts it uses the usual generalisation (each sample's agreement over its own
+rater pairs). Exact-answer agreement is the share of those samples on which every annotator gave
+the same answer.
 """
 from __future__ import annotations
 
@@ -19,8 +21,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labkit.data import DEFECT_DIMENSIONS, DIMENSIONS, SPLITS, _split_files, answer_from_defects, load_split, save_split
 from labkit.metrics import LETTERS
-from labkit.store import QUEUES, AnnotationStore, SampleKey, StoreError
+from labkit.store.core import QUEUES, SampleKey, StoreCore
+from labkit.store.schema import StoreError, check_reasoning
 
 
 # ----------------------------------------------------------------------------- adjudication
@@ -72,7 +76,7 @@ def _decide(key: SampleKey, labels: dict) -> Adjudication:
     return adj
 
 
-def adjudicate(store: AnnotationStore, dataset: str | None = None) -> dict[SampleKey, Adjudication]:
+def adjudicate(store: StoreCore, dataset: str | None = None) -> dict[SampleKey, Adjudication]:
     """Majority decision per registered sample (ties and flags are not decided)."""
     current = store.current_labels(dataset)
     return {key: _decide(key, current.get(key, {})) for key in store.samples(dataset)}
@@ -80,7 +84,7 @@ def adjudicate(store: AnnotationStore, dataset: str | None = None) -> dict[Sampl
 
 # ----------------------------------------------------------------------------- queues
 
-def _hard(store: AnnotationStore, dataset: str | None) -> set[SampleKey]:
+def _hard(store: StoreCore, dataset: str | None) -> set[SampleKey]:
     sql = "SELECT s.dataset, s.sample_id FROM hard_cases h JOIN samples s ON s.id = h.sample"
     params: tuple = ()
     if dataset:
@@ -88,7 +92,7 @@ def _hard(store: AnnotationStore, dataset: str | None) -> set[SampleKey]:
     return {SampleKey(*r) for r in store.query(sql, params)}
 
 
-def queue(store: AnnotationStore, name: str, dataset: str | None = None, annotator: str | None = None,
+def queue(store: StoreCore, name: str, dataset: str | None = None, annotator: str | None = None,
           limit: int | None = None) -> list[SampleKey]:
     """Samples in a queue, in registration order.
 
@@ -116,7 +120,7 @@ def queue(store: AnnotationStore, name: str, dataset: str | None = None, annotat
     return out[:limit] if limit is not None else out
 
 
-def progress(store: AnnotationStore, dataset: str | None = None) -> dict:
+def progress(store: StoreCore, dataset: str | None = None) -> dict:
     """Counts for a progress display: samples, labelled, per annotator, queues, time spent."""
     keys = store.samples(dataset)
     current = store.current_labels(dataset)
@@ -173,7 +177,7 @@ def fleiss_kappa(table: list[list[int]]) -> float | None:
     return (p_bar - p_e) / (1.0 - p_e)
 
 
-def agreement(store: AnnotationStore, dataset: str | None = None) -> dict:
+def agreement(store: StoreCore, dataset: str | None = None) -> dict:
     """Inter-annotator agreement over samples with at least two answering annotators.
 
     Returns ``n_samples``, ``kappa`` ({letter: Fleiss' kappa over accepted/rejected, or None}),
@@ -209,8 +213,6 @@ def agreement(store: AnnotationStore, dataset: str | None = None) -> dict:
 # ----------------------------------------------------------------------------- export
 
 def _dimension(source: dict, answer: str, defects: list[list[str]] | None) -> str | None:
-    from labkit.data import DEFECT_DIMENSIONS, DIMENSIONS
-
     if source.get("answer") == answer and source.get("dimension") in DIMENSIONS:
         return source["dimension"]
     if answer == LETTERS:
@@ -222,7 +224,7 @@ def _dimension(source: dict, answer: str, defects: list[list[str]] | None) -> st
     return None
 
 
-def export_split(store: AnnotationStore, dataset: str, out_dir: str | os.PathLike, split: str = "train",
+def export_split(store: StoreCore, dataset: str, out_dir: str | os.PathLike, split: str = "train",
                  name: str | None = None, min_votes: int = 1, drop_bad_reasoning: bool = False) -> dict:
     """Write the agreed labels of ``dataset`` as split ``split`` of a NEW dataset folder.
 
@@ -231,15 +233,12 @@ def export_split(store: AnnotationStore, dataset: str, out_dir: str | os.PathLik
     columns come from the registered source folder (never modified); ``answer``,
     ``candidate_defects``, ``cot`` and ``dimension`` come from the labels, and ``meta`` gains an
     ``annotation`` entry (votes, annotators). ``dataset.json`` records the source as parent.
-    The reasoning is checked again (`labkit.store_schema.check_reasoning`): reasoning whose own
+    The reasoning is checked again (`labkit.store.schema.check_reasoning`): reasoning whose own
     final answer contradicts the exported answer (e.g. from a store written before that check,
     or a source CoT) refuses the export with a message naming the samples and both answers;
     ``drop_bad_reasoning`` exports those samples without reasoning instead (counted in
     ``reasoning_dropped``). Returns a summary dict.
     """
-    from labkit.data import SPLITS, _split_files, answer_from_defects, load_split, save_split
-    from labkit.store_schema import check_reasoning
-
     if split not in SPLITS:
         raise StoreError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     out = Path(out_dir).resolve()

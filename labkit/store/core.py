@@ -1,44 +1,13 @@
-"""The annotation store: one SQLite file that the labelling app, the CLI and training share.
+"""The store's base: the SQLite connection, annotators, samples and the append-only label events.
 
-What it holds (``data/annotations.sqlite`` by default):
-
-- **annotators** (name, optional scrypt password hash for the app's login);
-- **samples**, keyed by ``(dataset, sample_id)``, with the split and the dataset folder they
-  come from (so adjudicated labels can be exported with their images);
-- **label events**, append-only: who, when, answer (canonical, via
-  `labkit.metrics.canonical_answer`), per-candidate defect tags, CoT text and where it came
-  from (``cot_source``: human, model or none), a flag, seconds spent, and whether the label
-  was given *blind* (before the annotator was shown anyone else's answer on that sample).
-  An *undo* is itself an event that retracts the annotator's previous label, and a
-  *retraction* (`AnnotationStore.retract`, ``labkit store retract EVENT_ID``) is an undo event
-  aimed at one given label; nothing is ever updated or deleted (database triggers refuse it),
-  so the full history stays auditable;
-- **hard cases** imported from HCM mining (a mark can be removed: `unmark_hard`);
-- **dataset identity**: each registered split's content fingerprint (`labkit.store_datasets`),
-  so two different folders with the same name never share samples.
-
-Reasoning is checked on the way in (`labkit.store_schema.check_reasoning`): at most
-`MAX_COT_CHARS` characters, and never a reasoning whose own final answer contradicts the label.
-
-The *current label* of a sample for one annotator is that annotator's latest label event that
-no undo retracted. Queues (``unlabelled``, ``hard``, ``flagged``, ``disagreements``), progress
-counts, agreement (Fleiss' kappa per candidate, exact-answer agreement) and the export of
-adjudicated labels (majority vote; ties are flagged and not exported) as a dataset split are
-computed from those current labels (`labkit.store_queries`). Schema migrations, password hashing,
-label rules and the hard-case reader live in `labkit.store_schema`.
-
-Durability: WAL journal, ``synchronous=FULL``, a busy timeout, and every write in one
-``BEGIN IMMEDIATE`` transaction, so concurrent writer processes serialise safely and a process
-killed mid-write loses at most its uncommitted event. The schema is versioned
-(``schema_version`` table); `MIGRATIONS` are ordered functions applied on open.
-
-    >>> store = AnnotationStore("data/annotations.sqlite")        # doctest: +SKIP
-    >>> store.add_annotator("ana", password="s3cret")              # doctest: +SKIP
-    >>> store.register_split("data/synth", "train")                # doctest: +SKIP
-    >>> store.add_label("ana", "synth", "s0001", answer="AC", seconds=12.5)  # doctest: +SKIP
-    >>> store.queue("unlabelled", dataset="synth", annotator="ana")          # doctest: +SKIP
-
-Command line: ``labkit store --help``.
+`StoreCore` opens the file (WAL journal, ``synchronous=FULL``, a busy timeout, every write in
+one ``BEGIN IMMEDIATE`` transaction, migrations applied on open: `labkit.store.schema`) and
+writes and reads the raw facts: annotators, samples (``register_split`` records each split's
+content fingerprint, `labkit.store.datasets`), label events, undos, retractions, reveals, and
+each annotator's *current label* per sample. The views computed from those current labels
+(queues, progress, agreement, adjudication, export: `labkit.store.queries`) and the hard-case
+marks (`labkit.store.hard`) sit above this module; `labkit.store.store.AnnotationStore` joins
+them. Also here: the shared types `SampleKey`, `LabelEvent` and the queue names `QUEUES`.
 """
 from __future__ import annotations
 
@@ -50,12 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
-from labkit.store_datasets import check_split_identity, dataset_name, split_fingerprint  # noqa: F401
-from labkit.store_schema import (  # noqa: F401  (re-exported: the store's public API)
-    COT_SOURCES,
-    MAX_COT_CHARS,
-    MIGRATIONS,
-    SCHEMA_VERSION,
+from labkit.data import _split_files
+from labkit.store.datasets import check_split_identity, dataset_name, split_fingerprint
+from labkit.store.schema import (
     StoreError,
     _now,
     check_password,
@@ -63,7 +29,6 @@ from labkit.store_schema import (  # noqa: F401  (re-exported: the store's publi
     hash_password,
     migrate,
     normalise_label,
-    read_hard_ids,
     schema_version,
 )
 
@@ -103,8 +68,9 @@ _EVENT_COLUMNS = ("e.id, s.dataset, s.sample_id, a.name, e.created_at, e.kind, e
 
 # ----------------------------------------------------------------------------- the store
 
-class AnnotationStore:
-    """A multi-annotator label store in one SQLite file (see the module docstring).
+class StoreCore:
+    """The connection and the raw facts of an annotation store (see the module docstring);
+    use `labkit.store.AnnotationStore`, which adds the queues, agreement, export and hard cases.
 
     Safe to share between threads (one connection per thread) and processes (SQLite locking);
     after a fork the child opens its own connection.
@@ -239,9 +205,7 @@ class AnnotationStore:
         ``dataset`` defaults to the folder's manifest name (``dataset.json``) or its folder name.
         Returns how many samples were new.
         """
-        import pyarrow.parquet as pq
-
-        from labkit.data import _split_files
+        import pyarrow.parquet as pq  # lazy: only registering reads Parquet; opening a store stays light
 
         root = Path(dataset_dir)
         files = _split_files(root, split)
@@ -424,49 +388,6 @@ class AnnotationStore:
             ev = _event(r)
             out.setdefault(SampleKey(ev.dataset, ev.sample_id), {})[ev.annotator] = ev
         return out
-
-    # -- hard cases
-    def import_hard_cases(self, path: str | os.PathLike, dataset: str, source: str | None = None) -> int:
-        """Mark samples as hard from an HCM mining file (see `read_hard_ids` for the formats).
-
-        Every id must be a registered sample of ``dataset``. Returns how many were newly marked.
-        """
-        from labkit.store_hard import import_hard_cases
-
-        return import_hard_cases(self, path, dataset, source)
-
-    def unmark_hard(self, dataset: str, sample_ids: Iterable[str]) -> int:
-        """Remove the hard mark of these samples (unknown or unmarked ids are ignored); returns how many."""
-        from labkit.store_hard import unmark_hard
-
-        return unmark_hard(self, dataset, sample_ids)
-
-    # -- queues, progress, agreement, export (labkit.store_queries)
-    def queue(self, name: str, dataset: str | None = None, annotator: str | None = None, limit: int | None = None) -> list[SampleKey]:
-        """Samples in a queue, in registration order. See `labkit.store_queries.queue`."""
-        from labkit.store_queries import queue
-
-        return queue(self, name, dataset=dataset, annotator=annotator, limit=limit)
-
-    def progress(self, dataset: str | None = None) -> dict:
-        from labkit.store_queries import progress
-
-        return progress(self, dataset=dataset)
-
-    def agreement(self, dataset: str | None = None) -> dict:
-        from labkit.store_queries import agreement
-
-        return agreement(self, dataset=dataset)
-
-    def adjudicate(self, dataset: str | None = None) -> dict:
-        from labkit.store_queries import adjudicate
-
-        return adjudicate(self, dataset=dataset)
-
-    def export_split(self, dataset: str, out_dir: str | os.PathLike, split: str = "train", **kw) -> dict:
-        from labkit.store_queries import export_split
-
-        return export_split(self, dataset, out_dir, split=split, **kw)
 
 
 def _event(r) -> LabelEvent:

@@ -18,7 +18,7 @@ annotation store, what the Annotate tab shows, progress and agreement figures, l
   ``reviewer`` (also the flagged and disagreements queues, with others' answers) or ``admin``
   (also imports hard cases and removes hard marks).
 
-Re-exported by `app.handlers`; tested in ``tests/test_app_handlers.py``.
+Re-exported by `labkit.app.handlers`; raises `labkit.app.uploads.UserError`; tested in ``tests/test_app_handlers.py``.
 """
 from __future__ import annotations
 
@@ -30,8 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from app.handlers import UserError
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from labkit.app.uploads import UserError
+from labkit.data import list_splits, load_split, sample_images
+from labkit.jsonl import read_by_id
 from labkit.metrics import LETTERS, NONE_ANSWER
+from labkit.store import StoreError, check_password, dataset_name, hash_password
 
 NONE_CHOICE = "N"
 DEFECT_TAGS = ("appearance_deformation", "physical_shadow", "placement_layout", "extension_rationality")
@@ -48,9 +54,6 @@ class SampleIndex:
     """
 
     def __init__(self, root: str | os.PathLike):
-        from labkit.data import list_splits, load_split
-        from labkit.store import dataset_name
-
         self.root = Path(root)
         splits = list_splits(self.root)
         if not splits:
@@ -81,15 +84,11 @@ class SampleIndex:
 
     def images(self, sample_id: str) -> list:
         """Original then A-D as RGB PIL images."""
-        from labkit.data import sample_images
-
         return sample_images(self.get(sample_id), "separate")
 
 
 def read_mined_responses(path: str | os.PathLike) -> dict[str, str]:
     """Model responses by sample id from an HCM mining file (``hard_cases.jsonl``), when it has them."""
-    from labkit.jsonl import read_by_id
-
     path = Path(path)
     out: dict[str, str] = {}
     if path.suffix != ".jsonl":
@@ -160,8 +159,6 @@ def save_label(store, annotator: str, key: str, accepted, tags, cot: str = "", f
     text from the annotator's own (`cot_provenance`). The store refuses reasoning that
     contradicts the label (the message offers to save without it).
     """
-    from labkit.store import StoreError
-
     dataset, sample_id = parse_key(key)
     label = build_label(accepted, tags, flag)
     try:
@@ -252,9 +249,6 @@ PROGRESS_BARS = ("samples", "labelled", "unlabelled", "hard", "hard_labelled", "
 
 def progress_figure(progress: dict, title: str = "Progress"):
     """Plotly bars of the store's progress counts (``store.progress``) and labels per annotator."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     fig = make_subplots(rows=1, cols=2, column_widths=[0.65, 0.35], subplot_titles=("samples", "labels per annotator"))
     keys = [k for k in PROGRESS_BARS if isinstance(progress.get(k), int)]
     vals = [progress[k] for k in keys]
@@ -270,8 +264,6 @@ def progress_figure(progress: dict, title: str = "Progress"):
 
 def agreement_figure(agreement: dict, title: str = "Agreement"):
     """Fleiss' kappa per candidate and exact-answer agreement (from ``store.agreement``)."""
-    import plotly.graph_objects as go
-
     kappa = agreement.get("kappa_per_candidate") or agreement.get("kappa") or {}
     if not isinstance(kappa, dict):
         kappa = {}
@@ -357,8 +349,6 @@ def read_auth_file(path: str | os.PathLike) -> dict[str, User]:
 
 def add_user(path: str | os.PathLike, name: str, password: str, role: str = "annotator") -> None:
     """Add or replace ``name`` in an auth file of ``name:hash:role`` lines (created with mode 0600)."""
-    from labkit.store import hash_password
-
     name = (name or "").strip()
     if not name or ":" in name or name.startswith("#"):
         raise ValueError(f"invalid user name {name!r} (not empty, no ':')")
@@ -413,8 +403,6 @@ class LoginLimiter:
 def make_auth(users: dict[str, User], store, limiter: LoginLimiter | None = None) -> Callable[[str, str], bool]:
     """A Gradio ``auth`` callable: the user must be listed and not locked out (`LoginLimiter`);
     the password is checked against the file's scrypt hash or, with none there, the store's."""
-    from labkit.store import check_password
-
     limiter = limiter or LoginLimiter()
 
     def auth(username: str, password: str) -> bool:

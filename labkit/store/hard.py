@@ -2,14 +2,14 @@
 
 Used through `labkit.store.AnnotationStore.import_hard_cases` / ``unmark_hard`` (and
 ``labkit store import-hard`` / ``unmark-hard``); the file formats are read by
-`labkit.store_schema.read_hard_ids`.
+`labkit.store.schema.read_hard_ids`.
 """
 from __future__ import annotations
 
 import os
 from typing import Iterable
 
-from labkit.store_schema import StoreError, _now, read_hard_ids
+from labkit.store.schema import StoreError, _now, read_hard_ids
 
 
 def import_hard_cases(store, path: str | os.PathLike, dataset: str, source: str | None = None) -> int:

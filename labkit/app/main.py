@@ -1,13 +1,13 @@
 """Start the app: load the model once, open the annotation store, register the data, serve.
 
-    python -m app.main --model data/models/small-internvl --store data/annotations.sqlite --data data/synth
-    labkit app ...            (the same, with defaults for `make app`; see labkit/cli/app.py)
+    labkit app --model data/models/small-internvl --store data/annotations.sqlite --data data/synth
+    python -m labkit.app ...  (the same; defaults for `make app` in labkit/cli/app.py)
 
 Binds 127.0.0.1 unless ``--host`` says otherwise; another host without ``--auth-file`` is refused
 unless ``--insecure`` is given. With ``--auth-file`` every visitor logs in (failed logins are
 rate-limited) and each label is attributed to the logged-in annotator (see
-`app.handlers.read_auth_file`). Everything that can be checked cheaply (host, auth file, model
-folder, dataset) is checked before the model loads. The app's temporary folder (Gradio's upload
+`labkit.app.annotation.read_auth_file`). Everything that can be checked cheaply (host, auth
+file, model folder, dataset) is checked before the model loads. The app's temporary folder (Gradio's upload
 cache and the images it serves) is removed when it closes or the process exits.
 """
 from __future__ import annotations
@@ -15,9 +15,13 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from labkit.app import handlers as H
+from labkit.store import AnnotationStore, StoreError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -59,8 +63,6 @@ def check_config(cfg: AppConfig) -> dict | None:
     Raises ConfigError naming the problem: a non-loopback host without login (unless
     ``insecure``), an unreadable auth file, a missing model folder or dataset folder.
     """
-    from app import handlers as H
-
     if cfg.host not in LOOPBACK and not cfg.auth_file and not cfg.insecure:
         raise ConfigError(f"--host {cfg.host} serves other machines, but there is no --auth-file: anyone reaching "
                           "the port could label. Add --auth-file (labkit app adduser NAME --auth-file FILE), or "
@@ -82,9 +84,7 @@ def check_config(cfg: AppConfig) -> dict | None:
 
 def prepare(cfg: AppConfig, temp_dir: str | None = None):
     """Check the settings, then load everything once: (demo, auth callable or None, summary dict)."""
-    from app import handlers as H
-    from app.ui import build_demo
-    from labkit.store import AnnotationStore, StoreError
+    from labkit.app.ui import build_demo  # lazy: gradio takes seconds to import; the settings are checked first
 
     users = check_config(cfg)
     store = AnnotationStore(cfg.store)
@@ -146,8 +146,6 @@ def process_temp_dir() -> str:
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now (for tests and benchmarks)."""
-    import socket
-
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
@@ -156,7 +154,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 def serve(cfg: AppConfig, block: bool = True):
     """Build and launch; returns the demo (already running when ``block`` is False; stop it
     with ``demo.close()``). Port 0 picks a free port; ``demo.local_url`` says where it is."""
-    from app.ui import launch_kwargs
+    from labkit.app.ui import launch_kwargs  # lazy, as in prepare
 
     check_config(cfg)  # before anything else: a bad setting fails in well under a second
     if not cfg.port:
@@ -196,10 +194,3 @@ def serve(cfg: AppConfig, block: bool = True):
     )
     return demo
 
-
-if __name__ == "__main__":  # pragma: no cover - thin wrapper
-    import sys
-
-    from labkit.cli import main
-
-    sys.exit(main(["app", *sys.argv[1:]]))

@@ -19,6 +19,9 @@ import json
 import os
 from pathlib import Path
 
+from labkit.data import _split_files
+from labkit.store.schema import StoreError, _now
+
 FINGERPRINT_CHARS = 16  # 64 bits of SHA-256: plenty to tell datasets apart, short enough to read
 
 
@@ -53,9 +56,7 @@ def split_fingerprint(root: str | os.PathLike, split: str) -> str:
     Reads the Parquet files batch by batch (bounded memory); labels, captions and metadata do
     not change it, so relabelling a dataset keeps its identity.
     """
-    import pyarrow.parquet as pq
-
-    from labkit.data import _split_files
+    import pyarrow.parquet as pq  # lazy: only fingerprinting reads Parquet; opening a store stays light
 
     files = _split_files(Path(root), split)
     if not files:
@@ -78,11 +79,9 @@ def split_fingerprint(root: str | os.PathLike, split: str) -> str:
 def check_split_identity(conn, dataset: str, split: str, fingerprint: str, source: str) -> bool:
     """Record or check the fingerprint of ``dataset``/``split`` (inside the caller's transaction).
 
-    Returns True when newly recorded. Raises `labkit.store_schema.StoreError` when the name is
+    Returns True when newly recorded. Raises `labkit.store.schema.StoreError` when the name is
     taken by other content, naming both folders and the way out (another ``--dataset`` name).
     """
-    from labkit.store_schema import StoreError, _now
-
     row = conn.execute("SELECT fingerprint, source_dir FROM dataset_splits WHERE dataset = ? AND split = ?",
                        (dataset, split)).fetchone()
     if row is None:

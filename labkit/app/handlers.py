@@ -1,9 +1,9 @@
 """Pure handler functions of the app: everything the UI does, without Gradio.
 
-The UI (`app.ui`) only wires components to these functions and turns `UserError` into a
+The UI (`labkit.app.ui`) only wires components to these functions and turns `UserError` into a
 visible message. Tests call them directly (``tests/test_app_handlers.py``). This module holds
-the screening side; the annotation side lives in `app.annotation` and is re-exported here, so
-``from app import handlers as H`` reaches every handler.
+the screening side; the annotation side lives in `labkit.app.annotation` and is re-exported here, so
+``from labkit.app import handlers as H`` reaches every handler.
 
 - Screening: `read_upload` (an uploaded file as Gradio hands it over -> RGB image, clear error
   otherwise), `collect_images` (exactly five), `Screener` (the model, loaded once, with a lock)
@@ -16,12 +16,14 @@ the screening side; the annotation side lives in `app.annotation` and is re-expo
 - Messages for clients: `client_message` keeps server paths out of what a visitor sees.
 - Serving: `throttle` (at most one UI update per interval), `image_file` (images as
   content-named files for Gradio).
-- Annotation and login (`app.annotation`): `SampleIndex`, `build_label`, `save_label`,
+- Annotation and login (`labkit.app.annotation`): `SampleIndex`, `build_label`, `save_label`,
   `undo_label`, `item_view`, `progress_figure`, `agreement_figure`, `read_auth_file`, `make_auth`.
 """
 from __future__ import annotations
 
+import hashlib
 import html
+import io
 import os
 import re
 import threading
@@ -30,100 +32,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from labkit.app.annotation import (  # re-exported: `from labkit.app import handlers as H` reaches every handler
+    ADMIN_ROLES, CHOICES, DEFECT_TAGS, NONE_CHOICE, PROGRESS_BARS, REVIEW_ROLES, ROLES, UNSPECIFIED_DEFECT, ItemView,
+    LoginLimiter, SampleIndex, User, add_user, agreement_figure, build_label, choices_of, cot_provenance, item_view,
+    make_auth, parse_key, progress_figure, read_auth_file, read_mined_responses, save_label, undo_label,
+)
+from labkit.app.uploads import (  # re-exported, as above
+    WHAT, UserError, client_message, collect_images, downscale_note, read_upload, upload_path,
+)
+from labkit import models  # (models.load looked up per call: tests count the loads)
+from labkit.data import sample_images, screening_message
+from labkit.infer import stream_response
 from labkit.metrics import LETTERS, NONE_ANSWER, is_correct, parse_answer
+from labkit.prompts import screening_prompt
+from labkit.screen import default_conversion
 from labkit.verdicts import parse_verdicts
-
-WHAT = ("original image", "candidate A", "candidate B", "candidate C", "candidate D")
-
-
-class UserError(ValueError):
-    """Bad input from the person using the app; the UI shows the message and keeps serving."""
-
-
-# ----------------------------------------------------------------------------- uploads
-
-def upload_path(value: Any) -> str | None:
-    """The server-side path of an upload as Gradio hands it over (a path or a FileData dict).
-
-    Only Gradio's own upload cache paths reach here: Gradio checks that a client-sent file is in
-    its upload folder before calling a handler, and the app never takes a path from a textbox.
-    """
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return value.get("path")
-    if isinstance(value, (str, os.PathLike)):
-        return str(value)
-    return None
-
-
-def read_upload(value: Any, what: str = "image", max_pixels: int | None = None):
-    """An uploaded image as RGB PIL; raises UserError naming the image and the problem.
-
-    Accepts a PIL image (dataset samples), a path or a Gradio FileData dict. Corrupt and
-    non-image files, images over PIL's decompression-bomb limit and tiny images are refused.
-    A file over ``max_pixels`` (default `app.images.DEFAULT_MAX_PIXELS`) is downscaled while it
-    is decoded, so a huge upload costs bounded memory (`app.images.open_capped`).
-    """
-    from PIL import Image
-
-    from app.images import DEFAULT_MAX_PIXELS, ImageTooLarge, open_capped
-    from labkit.data import SampleError, open_image
-
-    if value is None:
-        raise UserError(f"{what} is missing: upload it (five images are needed: the original and A-D)")
-    if not isinstance(value, Image.Image):
-        path = upload_path(value)
-        if not path:
-            raise UserError(f"{what}: not an uploaded file")
-        try:
-            value = open_capped(path, max_pixels or DEFAULT_MAX_PIXELS)
-        except ImageTooLarge as exc:
-            raise UserError(f"{what} {exc}") from exc
-        except Image.DecompressionBombError as exc:
-            raise UserError(f"{what} is too large ({client_message(str(exc))})") from exc
-        except Exception as exc:  # PIL raises many types for corrupt data
-            raise UserError(f"{what} is unreadable ({type(exc).__name__}: {client_message(str(exc))})") from exc
-    try:
-        return open_image(value, what=what, sample_id="upload")
-    except SampleError as exc:
-        raise UserError(client_message(exc.problem)) from exc
-
-
-_PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[\w.\-~@+]+){2,}/?|'/[^'\s]+'")
-
-
-def client_message(text: str) -> str:
-    """``text`` with absolute server paths replaced by ``<path>`` (what a visitor may see)."""
-    return _PATH.sub("<path>", str(text))
-
-
-def downscale_note(images: list) -> str:
-    """" Downscaled on load: candidate D 12000x12000 -> 1000x1000." for images over the pixel cap."""
-    done = [f"{what} {im.info['original_size'][0]}x{im.info['original_size'][1]} -> {im.width}x{im.height}"
-            for what, im in zip(WHAT, images) if im.info.get("original_size")]
-    return (" Downscaled on load: " + "; ".join(done) + ".") if done else ""
-
-
-def collect_images(original, a, b, c, d, max_pixels: int | None = None) -> list:
-    """The five images in order, each checked; every problem is named in one message."""
-    values = [original, a, b, c, d]
-    missing = [w for w, v in zip(WHAT, values) if v is None]
-    if missing:
-        raise UserError(
-            f"{len(values) - len(missing)} of 5 images given; missing: {', '.join(missing)}. "
-            "Upload the original and all four candidates A-D."
-        )
-    images, problems = [], []
-    for what, value in zip(WHAT, values):
-        try:
-            images.append(read_upload(value, what, max_pixels))
-        except UserError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise UserError("; ".join(problems))
-    return images
-
 
 # ----------------------------------------------------------------------------- the model
 
@@ -146,10 +69,7 @@ class Screener:
 
     @classmethod
     def load(cls, path, **kw) -> "Screener":
-        from labkit.models import load
-        from labkit.screen import default_conversion
-
-        model, processor = load(path)
+        model, processor = models.load(path)
         folder = Path(str(path))
         # A trained arm's model lives in ARM/final: name it after the arm, not "final".
         name = folder.parent.name if folder.name in ("final", "model") and folder.parent.name else folder.name
@@ -160,10 +80,6 @@ class Screener:
 
     def stream(self, images: list, form: str = "cot", variant: str | None = None) -> Iterator[str]:
         """Yield the response as it grows (each item: the whole text so far)."""
-        from labkit.data import sample_images, screening_message
-        from labkit.infer import stream_response
-        from labkit.prompts import screening_prompt
-
         prompt = screening_message(self.layout, screening_prompt(form, self.layout, variant or self.variant, self.prompt_style))
         model_images = sample_images({"id": "upload", "original": images[0], "candidates": images[1:]}, self.layout,
                                      self.image_size)
@@ -243,7 +159,7 @@ _BADGE_TEXT = {"accepted": "accepted", "rejected": "rejected", "unknown": "waiti
 
 
 def badge(kind: str, text: str | None = None) -> str:
-    """A CSS badge (``.badge.badge-KIND``, styled in `app.ui.CSS`): no emoji, readable anywhere."""
+    """A CSS badge (``.badge.badge-KIND``, styled in `labkit.app.ui.CSS`): no emoji, readable anywhere."""
     return f"<span class='badge badge-{kind}'>{html.escape(text or _BADGE_TEXT.get(kind, kind))}</span>"
 
 
@@ -380,9 +296,6 @@ def image_file(img, folder: str | os.PathLike) -> str:
     a half-written file to a browser (seen as "Too much data for declared Content-Length").
     Gradio copies a returned *path* into its cache with an atomic rename.
     """
-    import hashlib
-    import io
-
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     data = buf.getvalue()
@@ -394,11 +307,3 @@ def image_file(img, folder: str | os.PathLike) -> str:
         tmp.write_bytes(data)
         os.replace(tmp, path)
     return str(path)
-
-
-# The annotation handlers, re-exported (imported last: app.annotation uses UserError from here).
-from app.annotation import (  # noqa: E402
-    ADMIN_ROLES, CHOICES, DEFECT_TAGS, NONE_CHOICE, PROGRESS_BARS, REVIEW_ROLES, ROLES, UNSPECIFIED_DEFECT, ItemView,
-    LoginLimiter, SampleIndex, User, add_user, agreement_figure, build_label, choices_of, cot_provenance, item_view,
-    make_auth, parse_key, progress_figure, read_auth_file, read_mined_responses, save_label, undo_label,
-)
