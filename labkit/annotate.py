@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from labkit.data import DIMENSION_SENTENCES
+from labkit.jsonl import append_rows, read_by_id
 from labkit.metrics import LETTERS, NONE_ANSWER, canonical_answer, parse_answer, score
 
 METHODS = ("auto", "answer-driven", "oracle")
@@ -104,14 +105,6 @@ def extract_cot(reply: str) -> str:
 
 # ----------------------------------------------------------------------------- oracle
 
-_DIM_WORDS = {
-    "appearance_deformation": "the product's appearance was changed (appearance deformation)",
-    "physical_shadow": "the shadow does not agree with the light (physical shadow)",
-    "placement_layout": "the product is placed implausibly (placement layout)",
-    "extension_rationality": "content beyond the original was added (extension rationality)",
-}
-
-
 def _answer_sentence(answer: str) -> str:
     if answer == NONE_ANSWER:
         return "None of the images is acceptable, so the answer is N."
@@ -163,7 +156,7 @@ def oracle_annotation(sample: dict) -> tuple[str, str, str]:
         if not tags:
             parts.append(f"{letter}: the product matches the original and sits plausibly in the scene; {letter} is acceptable.")
             continue
-        why = "; ".join(_DIM_WORDS.get(t, t.replace("_", " ")) for t in tags)
+        why = "; ".join(DIMENSION_SENTENCES.get(t, t.replace("_", " ")) for t in tags)
         fine = kinds[i] if i < len(kinds) and kinds[i] else None
         detail = f" ({', '.join(k.replace('_', ' ') for k in fine)})" if fine else ""
         parts.append(f"{letter}: {why}{detail}; {letter} is not acceptable.")
@@ -179,17 +172,11 @@ def _journal_dir(out: Path, split: str) -> Path:
 
 def read_journal(path: Path) -> dict[str, dict]:
     """Finished items by id; a torn last line (a crash mid-write) is ignored."""
-    from labkit.jsonl import read_by_id
-
     return read_by_id(path)
 
 
 def _append(path: Path, rows: list[dict]) -> None:
-    with open(path, "a") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    append_rows(path, rows, ensure_ascii=False)
 
 
 def _usage(replies) -> dict:

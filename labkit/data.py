@@ -49,6 +49,29 @@ DIMENSIONS = (
     "extension_rationality",
 )
 DEFECT_DIMENSIONS = DIMENSIONS[1:]
+# The words for each defect dimension, in every register the lab writes them.
+DIMENSION_WORDS = {  # plain name, as in the paper's tables and the synthetic captions
+    "appearance_deformation": "appearance deformation",
+    "physical_shadow": "physical shadow",
+    "placement_layout": "placement layout",
+    "extension_rationality": "extension rationality",
+}
+DIMENSION_SHORT = {  # one word, for terse reasoning and image overlays
+    "appearance_deformation": "appearance", "physical_shadow": "shadow",
+    "placement_layout": "placement", "extension_rationality": "extension",
+}
+DIMENSION_VERDICTS = {  # short verdicts for the "verdicts" reasoning style
+    "appearance_deformation": "product changed",
+    "physical_shadow": "wrong shadow",
+    "placement_layout": "bad placement",
+    "extension_rationality": "added items",
+}
+DIMENSION_SENTENCES = {  # a clause for the oracle's reasoning
+    "appearance_deformation": "the product's appearance was changed (appearance deformation)",
+    "physical_shadow": "the shadow does not agree with the light (physical shadow)",
+    "placement_layout": "the product is placed implausibly (placement layout)",
+    "extension_rationality": "content beyond the original was added (extension rationality)",
+}
 SPLITS = ("train", "test", "pseudo_label", "exploration")
 SOURCES = ("synthetic", "generated", "user")
 MIN_IMAGE_SIDE = 8

@@ -39,11 +39,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from labkit.metrics import LETTERS
 from labkit.segment import Segmentation, SegmentationError, get_segmenter, load_image, to_rgb
 
 LAYOUTS = ("top_bottom", "left_right")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-LETTERS = "ABCD"
 
 
 class GenerationError(ValueError):

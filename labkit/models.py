@@ -31,6 +31,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from labkit.metrics import LETTERS
+
 ARCHS = ("internvl", "qwen2_5_vl")
 
 # Short names for the real checkpoints (need network access the first time).
@@ -150,7 +152,7 @@ def _corpus() -> list[str]:
     words = _DOMAIN_WORDS.split()
     texts.append(" ".join(words))
     texts.extend(f"{w.capitalize()} {w}." for w in words)
-    for letter in "ABCD":
+    for letter in LETTERS:
         texts.append(f"Original: a box. {letter}: the product is unchanged, its shadow agrees with the light.")
         texts.append(f"{letter}: the product is warped, so {letter} fails requirement 1.")
     for ans in _ANSWERS:

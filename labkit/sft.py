@@ -24,19 +24,11 @@ import json
 import time
 from pathlib import Path
 
+from labkit.data import DIMENSION_VERDICTS
 from labkit.training import (
     apply_freeze, apply_lora, load_training_split, make_log_callback, resume_from, save_final, set_seed,
     training_args,
 )
-
-
-# Short words per defect dimension for the "verdicts" reasoning style.
-VERDICT_WORDS = {
-    "appearance_deformation": "product changed",
-    "physical_shadow": "wrong shadow",
-    "placement_layout": "bad placement",
-    "extension_rationality": "added items",
-}
 
 
 def verdicts_cot(sample: dict) -> str | None:
@@ -54,7 +46,7 @@ def verdicts_cot(sample: dict) -> str | None:
         return None
     parts = []
     for letter, tags in zip(LETTERS, defects):
-        words = [VERDICT_WORDS.get(t, t.replace("_", " ")) for t in dict.fromkeys(tags)]
+        words = [DIMENSION_VERDICTS.get(t, t.replace("_", " ")) for t in dict.fromkeys(tags)]
         parts.append(f"{letter}: no, {', '.join(words)}." if words else f"{letter}: ok.")
     return " ".join(parts)
 

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labkit.jsonl import append_rows, read_rows, write_atomic
+
 PARTS = ("vision", "projector", "language")
 
 
@@ -170,33 +172,21 @@ def make_log_callback(path):
             path.parent.mkdir(parents=True, exist_ok=True)
             # On resume, keep lines up to the checkpoint's step so the curve has no duplicates.
             if path.exists():
-                kept = []
-                for line in path.read_text().splitlines():
-                    try:
-                        row = json.loads(line)
-                    except ValueError:
-                        continue
-                    if row.get("step", 0) <= state.global_step:
-                        kept.append(line)
-                path.write_text("".join(k + "\n" for k in kept))
+                write_atomic(path, [row for row in read_rows(path) if row.get("step", 0) <= state.global_step])
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not state.is_world_process_zero or not logs:
                 return
             row = {"step": state.global_step, "epoch": _clean(state.epoch), "time": time.time()}
             row.update({k: _clean(v) for k, v in logs.items()})
-            with path.open("a") as fh:
-                fh.write(json.dumps(row) + "\n")
+            append_rows(path, [row])
 
     return JsonlLogCallback()
 
 
 def read_log(path) -> list[dict]:
     """Rows of a ``train_log.jsonl`` (empty list if missing)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_rows(path)
 
 
 def save_final(trainer, processor, recipe, extra: dict | None = None) -> Path:
