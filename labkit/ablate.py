@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.recipes import check_recipes, resolve_recipe_path
+from labkit.stages import run_stage
 
 ARM_KINDS = ("train", "eval", "mine", "baseline")
 RECIPE_SETS_DIR = Path(__file__).resolve().parent.parent / "recipes" / "sets"
@@ -274,14 +275,7 @@ class Runner:
         train_done = (recipe.final_dir / "labkit_train.json").exists()
         if not train_done:
             recipe.resume = True  # continues from the last checkpoint-* if one exists
-            if recipe.stage == "sft":
-                from labkit.sft import run_sft
-
-                run_sft(recipe)
-            else:
-                from labkit.hcm import run_hcm_grpo
-
-                run_hcm_grpo(recipe)  # plain run_grpo unless the recipe asks for HCM or dynamic sampling
+            run_stage(recipe)
         train_s = time.time() - t
         conv = {"form": recipe.conversion.form, "layout": recipe.conversion.layout,
                 "variant": recipe.conversion.variant, "image_size": recipe.conversion.image_size,
