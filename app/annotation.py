@@ -81,7 +81,7 @@ class SampleIndex:
 
     def images(self, sample_id: str) -> list:
         """Original then A-D as RGB PIL images."""
-        from labkit.data import sample_images
+        from labkit.conversions import sample_images
 
         return sample_images(self.get(sample_id), "separate")
 

@@ -160,7 +160,7 @@ class Screener:
 
     def stream(self, images: list, form: str = "cot", variant: str | None = None) -> Iterator[str]:
         """Yield the response as it grows (each item: the whole text so far)."""
-        from labkit.data import sample_images, screening_message
+        from labkit.conversions import sample_images, screening_message
         from labkit.evaluate import stream_response
         from labkit.prompts import screening_prompt
 

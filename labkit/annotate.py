@@ -194,13 +194,13 @@ def _usage(replies) -> dict:
 # ----------------------------------------------------------------------------- the run
 
 def _images(sample: dict, cfg: AnnotateConfig):
-    from labkit.data import sample_images
+    from labkit.conversions import sample_images
 
     return sample_images(sample, cfg.layout, cfg.image_size)
 
 
 def _run_auto(judge, samples: list[dict], cfg: AnnotateConfig) -> tuple[list[dict], int]:
-    from labkit.data import user_message
+    from labkit.conversions import user_message
     from labkit.prompts import CAPTION_PROMPT
 
     images = [_images(s, cfg) for s in samples]
@@ -231,7 +231,7 @@ def _run_auto(judge, samples: list[dict], cfg: AnnotateConfig) -> tuple[list[dic
 
 
 def _run_answer_driven(judge, samples: list[dict], cfg: AnnotateConfig) -> tuple[list[dict], int]:
-    from labkit.data import user_message
+    from labkit.conversions import user_message
     from labkit.prompts import answer_driven_prompt
 
     state = []

@@ -44,9 +44,9 @@ def render_prompt(processor, n_images: int, prompt) -> str:
     """The chat-template text of one user turn + assistant header.
 
     ``prompt`` is the instruction text (the images come first, unlabelled) or a ready user
-    message such as `labkit.data.screening_message` (images interleaved with their labels).
+    message such as `labkit.conversions.screening_message` (images interleaved with their labels).
     """
-    from labkit.data import user_message
+    from labkit.conversions import user_message
 
     message = prompt if isinstance(prompt, dict) else user_message(n_images, prompt)
     return processor.apply_chat_template([message], add_generation_prompt=True, tokenize=False)
@@ -346,7 +346,8 @@ def evaluate(
         )
     from tqdm.auto import tqdm
 
-    from labkit.data import Conversion, load_split, to_grpo_row
+    from labkit.conversions import Conversion, to_grpo_row
+    from labkit.data import load_split
     from labkit.prompts import screening_prompt
 
     screening_prompt(form, layout, variant, prompt)  # validates the four names with a clear error

@@ -101,7 +101,7 @@ def build_grpo_dataset(recipe):
         from labkit.mc_tasks import build_mc_grpo_dataset
 
         return build_mc_grpo_dataset(recipe)
-    from labkit.data import convert
+    from labkit.conversions import convert
 
     ds = load_training_split(recipe)
     return convert(ds, "grpo", recipe.conversion.to_conversion())

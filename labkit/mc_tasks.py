@@ -91,10 +91,10 @@ def _form(conv) -> str:
 def to_mc_sft_row(item: dict, conv) -> dict:
     """``messages`` (user: images + prompt; assistant: target) and ``images``.
 
-    ``conv`` is any object with ``form`` and ``image_size`` (e.g. `labkit.data.Conversion`;
+    ``conv`` is any object with ``form`` and ``image_size`` (e.g. `labkit.conversions.Conversion`;
     its layout and variant do not apply to MC items).
     """
-    from labkit.data import user_message
+    from labkit.conversions import user_message
 
     if item.get("answer") is None:
         raise ValueError(f"item {item.get('id')!r}: SFT needs an answer (hidden answers cannot be trained on)")
@@ -111,7 +111,7 @@ def to_mc_sft_row(item: dict, conv) -> dict:
 
 def to_mc_grpo_row(item: dict, conv) -> dict:
     """Conversational ``prompt`` + ``images`` + ``answer`` letter + ``id``, ``dimension``, ``n_options``."""
-    from labkit.data import user_message
+    from labkit.conversions import user_message
 
     if item.get("answer") is None:
         raise ValueError(f"item {item.get('id')!r}: GRPO needs an answer (hidden answers cannot be trained on)")

@@ -43,7 +43,7 @@ class PretrainConfig:
     arch: str = field(default="internvl", metadata={"help": "model family (internvl)"})
     size: str = field(default="small", metadata={"help": "model size from labkit.models.SIZES"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation and training; data uses 1000 + seed"})
-    layout: str = field(default="pairs", metadata={"help": "image layout the model will screen in (labkit.data.sample_images)"})
+    layout: str = field(default="pairs", metadata={"help": "image layout the model will screen in (labkit.conversions.sample_images)"})
     head: str = field(default="alone", metadata={"help": "vision pretraining head (labkit.pretrain_vision.HEADS)"})
     samples: int = field(default=12000, metadata={"help": "synthetic training samples (5 images each)"})
     heldout: int = field(default=400, metadata={"help": "held-out samples for the stages' measures"})

@@ -42,7 +42,7 @@ class RecipeError(ValueError):
 
 @dataclass
 class ConversionSpec:
-    """How samples become model inputs (see `labkit.data.Conversion`)."""
+    """How samples become model inputs (see `labkit.conversions.Conversion`)."""
 
     form: str = field(default="cot", metadata={"help": "cot (think + answer) or direct (answer only)"})
     layout: str = field(default="separate", metadata={"help": "separate (original + 4 images) or grid (original + 2x2 grid)"})
@@ -51,7 +51,7 @@ class ConversionSpec:
     prompt: str = field(default="full", metadata={"help": "full (the paper's prompt) or short (small mode on CPU: same rules, ~50 tokens)"})
 
     def to_conversion(self):
-        from labkit.data import Conversion
+        from labkit.conversions import Conversion
 
         return Conversion(form=self.form, layout=self.layout, variant=self.variant, image_size=self.image_size,
                           prompt=self.prompt)

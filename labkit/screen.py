@@ -10,7 +10,7 @@ Input, one of (`collect_items`):
   ``labkit generate`` writes; labels, if any, are copied to the output as ``label``.
 
 `screen` shows each item to a local model (`labkit.evaluate.generate_responses`, batched,
-with the evaluator's prompt: `labkit.data.screening_message`) or to a judge
+with the evaluator's prompt: `labkit.conversions.screening_message`) or to a judge
 (`labkit.judges`, e.g. an OpenAI-compatible endpoint) and writes to ``out_dir``:
 
 - ``predictions.jsonl``: per item ``id``, ``response``, ``answer`` (parsed; None when the reply
@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from labkit.data import SampleError, open_image, sample_images, screening_message
+from labkit.conversions import sample_images, screening_message
+from labkit.data import SampleError, open_image
 from labkit.metrics import LETTERS, NONE_ANSWER, parse_answer
 from labkit.prompts import screening_prompt
 from labkit.verdicts import parse_verdicts

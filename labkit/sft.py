@@ -53,7 +53,7 @@ def verdicts_cot(sample: dict) -> str | None:
 
 def screen_row(sample: dict, conv, cot_style: str = "sample") -> dict | None:
     """One screening SFT row, or None when the sample has nothing to teach."""
-    from labkit.data import sample_images, screening_message, to_sft_row
+    from labkit.conversions import sample_images, screening_message, to_sft_row
     from labkit.metrics import parse_answer
     from labkit.prompts import screening_prompt
 
@@ -89,7 +89,7 @@ def build_sft_dataset(recipe):
         return build_mc_sft_dataset(recipe)
     from datasets import Dataset
 
-    from labkit.data import to_caption_sft_row
+    from labkit.conversions import to_caption_sft_row
     from labkit.perception import perception_rows
 
     conv = recipe.conversion.to_conversion()

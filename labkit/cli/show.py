@@ -48,7 +48,8 @@ def render_sheet(sample: dict, tile: int = 256):
     """Original + A-D side by side, each titled with its verdict and defect tags/kinds."""
     from PIL import Image, ImageDraw
 
-    from labkit.data import DIMENSION_SHORT, _font, open_image
+    from labkit.conversions import _font
+    from labkit.data import DIMENSION_SHORT, open_image
     from labkit.metrics import LETTERS
 
     sid = sample["id"]
