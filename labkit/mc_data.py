@@ -26,7 +26,8 @@ import os
 import random
 from pathlib import Path
 
-from labkit.benchmarks_mc import PROTOCOLS, MCItem, load_benchmark
+from labkit.benchmarks_mc import PROTOCOLS, load_benchmark
+from labkit.mc_rows import MCItem
 
 
 # ----------------------------------------------------------------------------- the 1:1 split
