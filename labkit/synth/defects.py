@@ -31,7 +31,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from labkit.data import DEFECT_DIMENSIONS
-from labkit.synth.products import ADDED_PARTS, REMOVABLE_PARTS, Product, draw_product, random_name, random_product
+from labkit.synth.drawing import draw_product
+from labkit.synth.products import ADDED_PARTS, REMOVABLE_PARTS, Product, random_name, random_product
 from labkit.synth.scenes import Scene, compose, draw_prop, prop_spec
 
 _APPEARANCE, _SHADOW, _PLACEMENT, _EXTENSION = DEFECT_DIMENSIONS  # names owned by labkit.data
