@@ -38,9 +38,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from labkit.conversions import sample_images, user_message
+from labkit.data import load_split, save_split
 from labkit.jsonl import append_rows, read_by_id
+from labkit.judges import make_judge
 from labkit.metrics import canonical_answer, parse_answer, score
 from labkit.oracle import oracle_annotation
+from labkit.prompts import CAPTION_PROMPT, answer_driven_prompt, screening_prompt
 
 METHODS = ("auto", "answer-driven", "oracle")
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
@@ -74,7 +78,6 @@ class AnnotateConfig:
 
 def reasoning_prompt(captions: str, layout: str = "separate") -> str:
     """Step 2 of automatic annotation: reason over one's own image descriptions, then answer."""
-    from labkit.prompts import screening_prompt
 
     return (screening_prompt("cot", layout, "train")
             + "\n\nYour own descriptions of the images:\n" + captions.strip()
@@ -87,7 +90,6 @@ def retry_prompt(answer: str, got: str | None, attempt: int, layout: str = "sepa
     The attempt number is part of the text so that each retry is a new request (a response
     cache would otherwise hand back the same rejected reply).
     """
-    from labkit.prompts import answer_driven_prompt
 
     said = f"reached {got}" if got else "gave no answer in <answer></answer> tags"
     return (answer_driven_prompt(answer, layout)
@@ -133,15 +135,10 @@ def _usage(replies) -> dict:
 # ----------------------------------------------------------------------------- the run
 
 def _images(sample: dict, cfg: AnnotateConfig):
-    from labkit.conversions import sample_images
-
     return sample_images(sample, cfg.layout, cfg.image_size)
 
 
 def _run_auto(judge, samples: list[dict], cfg: AnnotateConfig) -> tuple[list[dict], int]:
-    from labkit.conversions import user_message
-    from labkit.prompts import CAPTION_PROMPT
-
     images = [_images(s, cfg) for s in samples]
     cap_reqs = [([user_message(len(im), CAPTION_PROMPT)], im) for im in images]
     caps = judge.complete_many(cap_reqs, concurrency=cfg.concurrency, progress=False, return_exceptions=True)
@@ -170,9 +167,6 @@ def _run_auto(judge, samples: list[dict], cfg: AnnotateConfig) -> tuple[list[dic
 
 
 def _run_answer_driven(judge, samples: list[dict], cfg: AnnotateConfig) -> tuple[list[dict], int]:
-    from labkit.conversions import user_message
-    from labkit.prompts import answer_driven_prompt
-
     state = []
     for s in samples:
         label = canonical_answer(s["answer"])
@@ -236,9 +230,6 @@ def annotate(method: str, data, split: str, out, judge=None, config: AnnotateCon
     ``judge_opts``); not used by ``oracle``. See the module docstring for what each method does.
     """
     from tqdm.auto import tqdm
-
-    from labkit.data import load_split
-    from labkit.judges import make_judge
 
     cfg = config or AnnotateConfig(method=method)
     if method not in METHODS:
@@ -306,8 +297,6 @@ def annotate(method: str, data, split: str, out, judge=None, config: AnnotateCon
 
 
 def _write_split(ds, done: dict, out: Path, split: str, data: Path, method: str, cfg: AnnotateConfig, summary: dict):
-    from labkit.data import save_split
-
     samples = []
     for s in ds:
         row = done[s["id"]]

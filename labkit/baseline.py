@@ -47,7 +47,9 @@ from pathlib import Path
 import numpy as np
 
 from labkit.data import DEFECT_DIMENSIONS, load_split
+from labkit.jsonl import write_atomic
 from labkit.metrics import LETTERS, NONE_ANSWER, candidate_auc, score
+from labkit.pretrain_vision import image_tensors
 
 # torch is imported inside the functions: `labkit --help` and the ablation runner stay fast.
 
@@ -121,7 +123,6 @@ def check_config(cfg: BaselineConfig) -> None:
 def load_arrays(data_dir, split: str, size: int, limit: int | None = None, progress: bool = True) -> dict:
     """A split as arrays: ``X`` uint8 [n, 5, 3, size, size] (original, A-D), ``Y`` defect tags
     [n, 4, 4], ``ok`` bool [n, 4], and the ids, answers, dimensions and defect lists."""
-    from labkit.pretrain_vision import image_tensors
 
     ds = load_split(data_dir, split, validate=False)
     if "candidate_defects" not in ds.column_names:
@@ -356,7 +357,6 @@ def evaluate_baseline(model, cfg: BaselineConfig, data: dict, decision: dict, ou
     """Score the model on ``data`` (`load_arrays`) with the chosen rule: the `labkit.evaluate.evaluate`
     result dict plus ``auc``; with ``out_dir`` it writes ``predictions.jsonl`` and ``results.json``."""
     from labkit.evaluate import prediction_row
-    from labkit.jsonl import write_atomic
 
     t0 = time.time()
     p_ok = predict_ok(model, data["X"], cfg.eval_batch_size)

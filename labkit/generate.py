@@ -39,8 +39,10 @@ from typing import Any
 from PIL import Image
 
 from labkit.compose import LAYOUTS, GenerationError, draw_layout, make_initial, make_placeholder, square_reference
+from labkit.data import save_split
+from labkit.diffusion_models import build_tiny_flux
 from labkit.metrics import LETTERS
-from labkit.segment import SegmentationError, get_segmenter, load_image
+from labkit.segment import SEGMENTERS, SegmentationError, get_segmenter, load_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
@@ -80,7 +82,6 @@ class GenerateConfig:
         bad = [l for l in self.layouts if l not in LAYOUTS]
         if not self.layouts or bad:
             raise GenerationError(f"layouts must be a non-empty subset of {', '.join(LAYOUTS)}; got {self.layouts}")
-        from labkit.segment import SEGMENTERS
 
         if self.segmenter not in SEGMENTERS:
             raise GenerationError(f"unknown segmenter {self.segmenter!r}; expected one of {', '.join(SEGMENTERS)}")
@@ -230,7 +231,6 @@ def _ensure_models(cfg: GenerateConfig) -> None:
         return
     if fill.parent != redux.parent or fill.name != "fill" or redux.name != "redux":
         raise GenerationError("build_tiny_if_missing needs fill_model = DIR/fill and redux_model = DIR/redux")
-    from labkit.diffusion_models import build_tiny_flux
 
     print(f"building tiny random FLUX Fill + Redux in {fill.parent} (small mode)")
     build_tiny_flux(fill.parent)
@@ -268,8 +268,6 @@ def run_generation(
     """
     from accelerate import PartialState
     from tqdm.auto import tqdm
-
-    from labkit.data import save_split
 
     import torch
 

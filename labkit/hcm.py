@@ -66,6 +66,7 @@ from typing import Any, Iterator, Sequence
 from labkit.dynamic_sampling import MODES as DS_MODES
 from labkit.dynamic_sampling import DynamicSamplingMixin  # noqa: F401  (re-exported: labkit.hcm.DynamicSamplingMixin)
 from labkit.jsonl import read_rows
+from labkit.metrics import is_correct, parse_answer
 
 LATE_MIXES = ("hard", "easy", "all", "all+random", "all+hard")
 
@@ -78,7 +79,6 @@ def partition(predictions: Sequence[dict]) -> list[dict]:
     Uses the evaluator's ``correct`` field when present, else recomputes it with
     `labkit.metrics.is_correct` from ``prediction`` and ``answer`` (the same function).
     """
-    from labkit.metrics import is_correct, parse_answer
 
     rows = []
     for p in predictions:

@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labkit.ablate import Arm, load_recipe_set, resolve_set_path
+from labkit.data import open_image
 from labkit.notebook_pairs import (
     KERNEL_NAME, NOTEBOOK_DIR, ROOT, check_notebooks, notebook_scripts, strip_notebook, sync_notebooks,
 )
@@ -116,8 +118,6 @@ def lab_recipe_set(prof: Profile, data_dir, run_dir, *, table5: bool = True):
     """
     import yaml
 
-    from labkit.ablate import load_recipe_set, resolve_set_path
-
     run_dir = Path(run_dir)
     raw = yaml.safe_load(resolve_set_path(prof.recipe_set).read_text())
     raw["name"] = f"notebooks-{prof.name}"
@@ -143,7 +143,6 @@ def lab_recipe_set(prof: Profile, data_dir, run_dir, *, table5: bool = True):
             else:
                 extra.append(copy.deepcopy(a))
         arms[at:at] = extra
-    from labkit.ablate import Arm
 
     for a in arms:
         if a.get("kind") == "mine" and "limit" in prof.grpo_set and "limit" in Arm.__dataclass_fields__:
@@ -164,8 +163,6 @@ def lab_recipe_set(prof: Profile, data_dir, run_dir, *, table5: bool = True):
 def contact_sheet(images, titles=None, tile: int = 128, columns: int | None = None):
     """Images in a row (or ``columns`` per row), each scaled to ``tile`` px high and titled: one PIL image."""
     from PIL import Image, ImageDraw
-
-    from labkit.data import open_image
 
     images = [open_image(im) for im in images]
     titles = list(titles or [""] * len(images))

@@ -29,6 +29,7 @@ import numpy as np
 
 from labkit.conversions import sample_images
 from labkit.data import DEFECT_DIMENSIONS
+from labkit.metrics import candidate_auc
 from labkit.prompts import IMAGE_LABELS
 
 # torch is imported inside the functions: importing labkit.pretrain (and the CLI) stays fast.
@@ -118,8 +119,6 @@ def _tokens(model, pixels):
 def vision_auc(model, head, norm, X, Y, batch_size: int = 50) -> dict:
     """Held-out per-candidate AUC of the head's acceptability score (`labkit.metrics.candidate_auc`)."""
     import torch
-
-    from labkit.metrics import candidate_auc
 
     model.eval()
     head.eval()

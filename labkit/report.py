@@ -52,6 +52,7 @@ import io
 import json
 from pathlib import Path
 
+from labkit.data import open_image
 from labkit.jsonl import read_rows
 
 FIGURES = ("scores", "dimensions", "auc", "rewards", "hard-easy")
@@ -182,7 +183,6 @@ def hard_easy_figure(run_dir: Path, results: dict):
 
 def thumbnail(image, size: int = 64) -> str:
     """A PNG data URL of ``image`` shrunk to fit ``size`` px."""
-    from labkit.data import open_image
 
     im = open_image(image).convert("RGB")
     im.thumbnail((size, size))

@@ -25,7 +25,7 @@ from labkit.synth.defects import DEFECT_KINDS, applicable, make_defect, render_c
 from labkit.synth.products import KINDS, Product, product_from_photo, random_product
 from labkit.synth.scenes import Scene, random_scene, render_background
 from labkit.synth.text import caption as make_caption
-from labkit.synth.text import chain_of_thought
+from labkit.synth.text import chain_of_thought, short_chain_of_thought
 
 SPLIT_CODES = {"train": 1, "test": 2, "pseudo_label": 3, "exploration": 4}
 ID_PREFIX = {"train": "train", "test": "test", "pseudo_label": "pseudo", "exploration": "explore"}
@@ -324,7 +324,6 @@ def text_corpus(n: int = 200, seed: int = 0, size: int = 224) -> list[str]:
     """Captions and oracle CoTs (full and short) of ``n`` train samples, without drawing any
     image: text for training a tokenizer that covers the generator's vocabulary (fast: no
     pixels). The texts equal those of `render_sample` for the same seed and size."""
-    from labkit.synth.text import short_chain_of_thought
 
     cfg = SynthConfig(seed=seed, size=size)
     texts = []

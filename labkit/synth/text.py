@@ -155,7 +155,6 @@ def image_line(meta: dict, index: int) -> str:
     visible defects first, then the scene, for a candidate ("floating; box on the shelf, light
     from the left"; "nothing wrong; ..."). Perception only: it never says whether a candidate is
     acceptable."""
-    from labkit.synth.products import colour_name
 
     product, scene = meta["product"], meta["scene"]
     noun = _noun(Product(**{k: tuple(v) if isinstance(v, list) else v for k, v in product.items()}))
