@@ -1,6 +1,6 @@
 """labkit: the HCM-GRPO screening lab (image aesthetic reasoning with compact VLMs).
 
-Modules by pipeline stage (a module imports only from its own stage or earlier ones):
+Modules by pipeline stage (imports are meant to go from a stage to the same or an earlier one):
 
 - ground: `metrics` (the paper's metric, ``LETTERS``), `prompts`, `jsonl` (the one JSONL
   reader and appender), `completions`, `paper` (the paper's numbers);
