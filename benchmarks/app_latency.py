@@ -37,7 +37,8 @@ def _images(tmp: Path) -> list[str]:
     from PIL import Image
 
     try:
-        from labkit.data import load_split, sample_images
+        from labkit.conversions import sample_images
+        from labkit.data import load_split
         from labkit.synth import make_dataset
 
         make_dataset(tmp / "synth", test=1, size=64, seed=0, workers=1)

@@ -60,7 +60,8 @@ def main() -> None:
 
     import torch
 
-    from labkit.data import Conversion, load_split, to_grpo_row
+    from labkit.conversions import Conversion, to_grpo_row
+    from labkit.data import load_split
     from labkit.infer import generate_responses
     from labkit.models import build_model, count_parameters, load
     from labkit.prompts import screening_prompt

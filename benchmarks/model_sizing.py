@@ -39,7 +39,7 @@ def main():
     import torch
     from PIL import Image
 
-    from labkit.data import user_message
+    from labkit.conversions import user_message
     from labkit.infer import generate_responses
     from labkit.models import SIZES, build_model, count_parameters, load
     from labkit.prompts import screening_prompt

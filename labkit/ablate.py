@@ -45,7 +45,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.recipes import check_recipes, resolve_recipe_path
+from labkit.baseline import load_config, train_baseline
+from labkit.metrics import format_table
+from labkit.recipes import check_recipes, load_recipe, resolve_recipe_path
+from labkit.stages import run_stage
 
 ARM_KINDS = ("train", "eval", "mine", "baseline")
 RECIPE_SETS_DIR = Path(__file__).resolve().parent.parent / "recipes" / "sets"
@@ -163,8 +166,6 @@ def _fmt(text, run_dir: Path):
 
 
 def load_arm_recipe(arm: Arm, run_dir: Path, data_dir: Path, seed: int):
-    from labkit.recipes import load_recipe
-
     overrides: dict[str, Any] = {"run_dir": str(run_dir), "arm": arm.name, "data": str(data_dir), "seed": seed}
     overrides.update({k: _fmt(v, run_dir) for k, v in arm.set.items()})
     return load_recipe(arm.recipe, overrides)
@@ -274,14 +275,7 @@ class Runner:
         train_done = (recipe.final_dir / "labkit_train.json").exists()
         if not train_done:
             recipe.resume = True  # continues from the last checkpoint-* if one exists
-            if recipe.stage == "sft":
-                from labkit.sft import run_sft
-
-                run_sft(recipe)
-            else:
-                from labkit.hcm import run_hcm_grpo
-
-                run_hcm_grpo(recipe)  # plain run_grpo unless the recipe asks for HCM or dynamic sampling
+            run_stage(recipe)
         train_s = time.time() - t
         conv = {"form": recipe.conversion.form, "layout": recipe.conversion.layout,
                 "variant": recipe.conversion.variant, "image_size": recipe.conversion.image_size,
@@ -300,8 +294,6 @@ class Runner:
         return res
 
     def run_baseline(self, arm: Arm, arm_dir: Path) -> dict:
-        from labkit.baseline import load_config, train_baseline
-
         cfg = load_config(arm.recipe, {"seed": self.seed, **{k: _fmt(v, self.out) for k, v in arm.set.items()}})
         res = train_baseline(self.data_dir, arm_dir, cfg, split=self.evaluation.get("split", "test"),
                              limit=self.evaluation.get("limit"), progress=self.progress)
@@ -404,8 +396,6 @@ def run_ablation(recipe_set, out, *, arms: list[str] | None = None, seed: int = 
 
 
 def print_table(results: dict) -> str:
-    from labkit.metrics import format_table
-
     rows = {a: r for a, r in results["arms"].items() if r.get("overall") is not None}
     text = format_table(rows)
     print(text)

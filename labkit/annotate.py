@@ -16,7 +16,8 @@ touched; ``dataset.json`` records it as ``parent``) with ``caption`` / ``cot`` f
   dropped with ``drop_rejected``).
 - ``oracle``: no judge. For synthetic samples (`labkit.synth`) the caption and CoT are written
   from the ground-truth defects in ``meta`` with the generator's own writer
-  (`labkit.synth.text`); other samples with ``candidate_defects`` get a plain template.
+  (`labkit.synth.text`); other samples with ``candidate_defects`` get a plain template
+  (`labkit.oracle`).
 
 Resumable: each finished sample is appended (and fsynced) to
 ``OUT/annotation/<split>/journal.jsonl``; a rerun skips the ids already there, so nothing is
@@ -31,15 +32,19 @@ Run::
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from labkit.metrics import LETTERS, NONE_ANSWER, canonical_answer, parse_answer, score
+from labkit.conversions import sample_images, user_message
+from labkit.data import load_split, save_split
+from labkit.jsonl import append_rows, read_by_id
+from labkit.judges import make_judge
+from labkit.metrics import canonical_answer, parse_answer, score
+from labkit.oracle import oracle_annotation
+from labkit.prompts import CAPTION_PROMPT, answer_driven_prompt, screening_prompt
 
 METHODS = ("auto", "answer-driven", "oracle")
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
@@ -73,7 +78,6 @@ class AnnotateConfig:
 
 def reasoning_prompt(captions: str, layout: str = "separate") -> str:
     """Step 2 of automatic annotation: reason over one's own image descriptions, then answer."""
-    from labkit.prompts import screening_prompt
 
     return (screening_prompt("cot", layout, "train")
             + "\n\nYour own descriptions of the images:\n" + captions.strip()
@@ -86,7 +90,6 @@ def retry_prompt(answer: str, got: str | None, attempt: int, layout: str = "sepa
     The attempt number is part of the text so that each retry is a new request (a response
     cache would otherwise hand back the same rejected reply).
     """
-    from labkit.prompts import answer_driven_prompt
 
     said = f"reached {got}" if got else "gave no answer in <answer></answer> tags"
     return (answer_driven_prompt(answer, layout)
@@ -102,75 +105,6 @@ def extract_cot(reply: str) -> str:
     return _ANSWER_TAIL.sub("", reply or "").replace("<think>", "").replace("</think>", "").strip()
 
 
-# ----------------------------------------------------------------------------- oracle
-
-_DIM_WORDS = {
-    "appearance_deformation": "the product's appearance was changed (appearance deformation)",
-    "physical_shadow": "the shadow does not agree with the light (physical shadow)",
-    "placement_layout": "the product is placed implausibly (placement layout)",
-    "extension_rationality": "content beyond the original was added (extension rationality)",
-}
-
-
-def _answer_sentence(answer: str) -> str:
-    if answer == NONE_ANSWER:
-        return "None of the images is acceptable, so the answer is N."
-    if len(answer) == 1:
-        return f"Only {answer} is acceptable, so the answer is {answer}."
-    return f"The acceptable images are {', '.join(answer[:-1])} and {answer[-1]}, so the answer is {answer}."
-
-
-def _synth_oracle(sample: dict, meta: dict, answer: str) -> tuple[str, str]:
-    """Caption and CoT from labkit.synth's own writer, rebuilt from the sample's meta."""
-    import numpy as np
-
-    from labkit.synth.products import Product
-    from labkit.synth.scenes import Scene
-    from labkit.synth.text import caption, chain_of_thought
-
-    ident = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["product"].items()}
-    scene_meta = dict(meta["scene"])
-    scene = Scene(**{k: tuple(v) if isinstance(v, list) and k != "props" else v for k, v in scene_meta.items()})
-    product = Product(**ident)
-    defects = [c["defects"] for c in meta["candidates"]]
-    # The generator's phrasing choices are random; seed them from the id so reruns are identical.
-    rng = np.random.default_rng(int(hashlib.sha256(sample["id"].encode()).hexdigest()[:8], 16))
-    return caption(product, scene, defects), chain_of_thought(product, scene, defects, answer, rng)
-
-
-def oracle_annotation(sample: dict) -> tuple[str, str, str]:
-    """``(caption, cot, source)`` written from the ground truth; source is ``synth`` or ``template``.
-
-    Raises ValueError for a sample without ground truth (no answer or candidate_defects).
-    """
-    meta = sample.get("meta") or "{}"
-    meta = json.loads(meta) if isinstance(meta, str) else dict(meta)
-    truth = meta.get("truth") or {}
-    answer = sample.get("answer") or truth.get("answer")
-    defects = sample.get("candidate_defects") or truth.get("candidate_defects")
-    if answer is None or defects is None:
-        raise ValueError(f"sample {sample.get('id')!r}: oracle CoT needs ground truth (answer and candidate_defects)")
-    answer = canonical_answer(answer)
-    if meta.get("generator") == "labkit.synth":
-        try:
-            cap, cot = _synth_oracle(sample, meta, answer)
-            return cap, cot, "synth"
-        except (KeyError, TypeError, ValueError):
-            pass  # an older generator's meta: fall back to the template
-    kinds = [c.get("kinds") for c in meta.get("candidates", [])] if isinstance(meta.get("candidates"), list) else []
-    parts = ["I compare each candidate with the original product."]
-    for i, (letter, tags) in enumerate(zip(LETTERS, defects)):
-        if not tags:
-            parts.append(f"{letter}: the product matches the original and sits plausibly in the scene; {letter} is acceptable.")
-            continue
-        why = "; ".join(_DIM_WORDS.get(t, t.replace("_", " ")) for t in tags)
-        fine = kinds[i] if i < len(kinds) and kinds[i] else None
-        detail = f" ({', '.join(k.replace('_', ' ') for k in fine)})" if fine else ""
-        parts.append(f"{letter}: {why}{detail}; {letter} is not acceptable.")
-    parts.append(_answer_sentence(answer))
-    return "", " ".join(parts), "template"
-
-
 # ----------------------------------------------------------------------------- journal
 
 def _journal_dir(out: Path, split: str) -> Path:
@@ -179,17 +113,11 @@ def _journal_dir(out: Path, split: str) -> Path:
 
 def read_journal(path: Path) -> dict[str, dict]:
     """Finished items by id; a torn last line (a crash mid-write) is ignored."""
-    from labkit.jsonl import read_by_id
-
     return read_by_id(path)
 
 
 def _append(path: Path, rows: list[dict]) -> None:
-    with open(path, "a") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    append_rows(path, rows, ensure_ascii=False)
 
 
 def _usage(replies) -> dict:
@@ -207,15 +135,10 @@ def _usage(replies) -> dict:
 # ----------------------------------------------------------------------------- the run
 
 def _images(sample: dict, cfg: AnnotateConfig):
-    from labkit.data import sample_images
-
     return sample_images(sample, cfg.layout, cfg.image_size)
 
 
 def _run_auto(judge, samples: list[dict], cfg: AnnotateConfig) -> tuple[list[dict], int]:
-    from labkit.data import user_message
-    from labkit.prompts import CAPTION_PROMPT
-
     images = [_images(s, cfg) for s in samples]
     cap_reqs = [([user_message(len(im), CAPTION_PROMPT)], im) for im in images]
     caps = judge.complete_many(cap_reqs, concurrency=cfg.concurrency, progress=False, return_exceptions=True)
@@ -244,9 +167,6 @@ def _run_auto(judge, samples: list[dict], cfg: AnnotateConfig) -> tuple[list[dic
 
 
 def _run_answer_driven(judge, samples: list[dict], cfg: AnnotateConfig) -> tuple[list[dict], int]:
-    from labkit.data import user_message
-    from labkit.prompts import answer_driven_prompt
-
     state = []
     for s in samples:
         label = canonical_answer(s["answer"])
@@ -310,9 +230,6 @@ def annotate(method: str, data, split: str, out, judge=None, config: AnnotateCon
     ``judge_opts``); not used by ``oracle``. See the module docstring for what each method does.
     """
     from tqdm.auto import tqdm
-
-    from labkit.data import load_split
-    from labkit.judges import make_judge
 
     cfg = config or AnnotateConfig(method=method)
     if method not in METHODS:
@@ -380,8 +297,6 @@ def annotate(method: str, data, split: str, out, judge=None, config: AnnotateCon
 
 
 def _write_split(ds, done: dict, out: Path, split: str, data: Path, method: str, cfg: AnnotateConfig, summary: dict):
-    from labkit.data import save_split
-
     samples = []
     for s in ds:
         row = done[s["id"]]

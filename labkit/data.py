@@ -1,4 +1,4 @@
-"""The lab's dataset schema, storage and conversions for training and evaluation.
+"""The lab's dataset schema, its dimension names and words, validation and storage.
 
 One *sample* is an original product image, exactly four generated candidates A–D and
 their labels:
@@ -24,6 +24,7 @@ A dataset folder holds one Parquet file per split (``train.parquet``, or shards
 features, plus ``dataset.json`` (name, version, parent, split sizes). Loading validates
 every sample and raises `SampleError` naming the sample id and the problem.
 
+How a sample becomes a model input (layouts, messages, training rows) is `labkit.conversions`.
 Run ``labkit info DATASET_DIR`` for a summary of a folder.
 """
 from __future__ import annotations
@@ -31,15 +32,12 @@ from __future__ import annotations
 import io
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 from PIL import Image as PILImage
-from PIL import ImageDraw, ImageFont
 
 from labkit.metrics import LETTERS, NONE_ANSWER, AnswerError, canonical_answer, random_baseline
-from labkit.prompts import IMAGE_LABELS, caption_prompt, screening_prompt, target_text
 
 DIMENSIONS = (
     "normal",
@@ -49,6 +47,29 @@ DIMENSIONS = (
     "extension_rationality",
 )
 DEFECT_DIMENSIONS = DIMENSIONS[1:]
+# The words for each defect dimension, in every register the lab writes them.
+DIMENSION_WORDS = {  # plain name, as in the paper's tables and the synthetic captions
+    "appearance_deformation": "appearance deformation",
+    "physical_shadow": "physical shadow",
+    "placement_layout": "placement layout",
+    "extension_rationality": "extension rationality",
+}
+DIMENSION_SHORT = {  # one word, for terse reasoning and image overlays
+    "appearance_deformation": "appearance", "physical_shadow": "shadow",
+    "placement_layout": "placement", "extension_rationality": "extension",
+}
+DIMENSION_VERDICTS = {  # short verdicts for the "verdicts" reasoning style
+    "appearance_deformation": "product changed",
+    "physical_shadow": "wrong shadow",
+    "placement_layout": "bad placement",
+    "extension_rationality": "added items",
+}
+DIMENSION_SENTENCES = {  # a clause for the oracle's reasoning
+    "appearance_deformation": "the product's appearance was changed (appearance deformation)",
+    "physical_shadow": "the shadow does not agree with the light (physical shadow)",
+    "placement_layout": "the product is placed implausibly (placement layout)",
+    "extension_rationality": "content beyond the original was added (extension rationality)",
+}
 SPLITS = ("train", "test", "pseudo_label", "exploration")
 SOURCES = ("synthetic", "generated", "user")
 MIN_IMAGE_SIDE = 8
@@ -375,180 +396,22 @@ def dataset_info(root: str | os.PathLike) -> dict:
     return info
 
 
-# ----------------------------------------------------------------------------- conversions
+def load_training_split(recipe, loader=None):
+    """The recipe's training split(s), limited to ``recipe.limit`` samples (the first ones).
 
-@dataclass(frozen=True)
-class Conversion:
-    """How a sample becomes a model input: prompt form, image layout, answer variant."""
-
-    form: str = "cot"          # cot | direct
-    layout: str = "separate"   # separate (5 images) | grid (original + 2x2 grid) | pairs (4 original|candidate images)
-    variant: str = "train"     # train (all letters) | eval (one letter)
-    image_size: int | None = None  # resize every image to this square size (None: keep)
-    prompt: str = "full"       # full (the paper's prompt) | short (small mode on CPU)
-
-
-def _font(size: int):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # very old Pillow
-        return ImageFont.load_default()
-
-
-def make_grid(candidates: list, label: bool = True) -> PILImage.Image:
-    """A 2x2 grid of the candidates (A top-left, B top-right, C bottom-left, D bottom-right),
-    each tile with its letter drawn in the top-left corner."""
-    if len(candidates) != 4:
-        raise ValueError(f"a grid needs exactly 4 candidates, got {len(candidates)}")
-    imgs = [open_image(c, what=f"candidate {l}") for l, c in zip(LETTERS, candidates)]
-    w, h = imgs[0].size
-    imgs = [im if im.size == (w, h) else im.resize((w, h), PILImage.BICUBIC) for im in imgs]
-    grid = PILImage.new("RGB", (2 * w, 2 * h), "white")
-    for i, (letter, im) in enumerate(zip(LETTERS, imgs)):
-        x, y = (i % 2) * w, (i // 2) * h
-        grid.paste(im, (x, y))
-        if label:
-            draw = ImageDraw.Draw(grid)
-            fs = max(8, min(w, h) // 6)
-            draw.rectangle([x, y, x + fs + 4, y + fs + 4], fill="white", outline="black")
-            draw.text((x + 3, y + 1), letter, fill="black", font=_font(fs))
-    return grid
-
-
-def sample_images(sample: dict, layout: str = "separate", image_size: int | None = None) -> list[PILImage.Image]:
-    """The images a model sees for one sample, in order."""
-    sid = sample.get("id", "?")
-    original = open_image(sample["original"], sid, "original image")
-    cands = sample["candidates"]
-    if cands is None or len(cands) != 4:
-        raise SampleError(sid, f"expected exactly 4 candidates (A-D), got {0 if cands is None else len(cands)}")
-    cands = [open_image(c, sid, f"candidate {l}") for l, c in zip(LETTERS, cands)]
-    if image_size:
-        original = original.resize((image_size, image_size), PILImage.BICUBIC)
-        cands = [c.resize((image_size, image_size), PILImage.BICUBIC) for c in cands]
-    if layout == "separate":
-        return [original] + cands
-    if layout == "grid":
-        grid = make_grid(cands)
-        if image_size:
-            grid = grid.resize((image_size, image_size), PILImage.BICUBIC)
-        return [original, grid]
-    if layout == "pairs":
-        return [make_pair(original, c, image_size) for c in cands]
-    raise ValueError(f"unknown layout {layout!r}; expected one of {', '.join(IMAGE_LABELS)}")
-
-
-def make_pair(original: PILImage.Image, candidate: PILImage.Image, size: int | None = None) -> PILImage.Image:
-    """The original (left half) beside a candidate (right half): one image of the ``pairs`` layout.
-
-    Each half keeps the full height and half the width of a ``size`` square (default: the
-    candidate's size), so the pair is what the model's square input sees, with no further resize.
-    A ViT encodes each image on its own; in a pair it compares the candidate with the original
-    itself, as a siamese classifier would, and the language model reads one verdict per image.
+    ``loader(data_dir, split)`` reads one split: the lab schema by default (validated, images
+    decoded later), `labkit.mc_data.load_mc` for the generalisation benchmarks.
     """
-    w, h = candidate.size if size is None else (size, size)
-    half = max(1, w // 2)
-    pair = PILImage.new("RGB", (2 * half, h))
-    pair.paste(original.convert("RGB").resize((half, h), PILImage.BICUBIC), (0, 0))
-    pair.paste(candidate.convert("RGB").resize((half, h), PILImage.BICUBIC), (half, 0))
-    return pair
+    from datasets import concatenate_datasets  # lazy: `datasets` costs seconds at import
 
+    if loader is None:
+        def loader(root, split):
+            return load_split(root, split, validate=True, check_images=False)
 
-def user_message(n_images: int, text: str, labels: Sequence[str] | None = None) -> dict:
-    """A user turn with one image placeholder per image, then the instruction.
-
-    With ``labels`` (one per image) each image follows its label, ``Label: <image>`` on its own
-    line, as in InternVL's multi-image convention; without, the images come first, unlabelled.
-    """
-    if labels is None:
-        return {"role": "user", "content": [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]}
-    if len(labels) != n_images:
-        raise ValueError(f"{n_images} image(s) but {len(labels)} label(s)")
-    content: list[dict] = []
-    for i, label in enumerate(labels):
-        content += [{"type": "text", "text": ("\n" if i else "") + f"{label}: "}, {"type": "image"}]
-    content.append({"type": "text", "text": ("\n" if labels else "") + text})
-    return {"role": "user", "content": content}
-
-
-def screening_message(layout: str, text: str) -> dict:
-    """The user turn of a screening prompt: each image after its label (`IMAGE_LABELS`), then ``text``."""
-    if layout not in IMAGE_LABELS:
-        raise ValueError(f"unknown layout {layout!r}; expected one of {', '.join(IMAGE_LABELS)}")
-    labels = IMAGE_LABELS[layout]
-    return user_message(len(labels), text, labels)
-
-
-def single_answer(answer: str, sample_id: str) -> str:
-    """The one letter an ``eval``-variant target names: "N", or one acceptable letter.
-
-    The paper's evaluation prompt asks for the most aesthetic acceptable image; synthetic
-    acceptable candidates are equally good, so the letter is drawn from the acceptable ones by
-    a hash of the sample id (stable across runs, not always the first letter, which would teach
-    a position bias).
-    """
-    import hashlib
-
-    answer = canonical_answer(answer)
-    if answer == NONE_ANSWER or len(answer) == 1:
-        return answer
-    digest = int(hashlib.sha256(str(sample_id).encode()).hexdigest(), 16)
-    return answer[digest % len(answer)]
-
-
-def to_sft_row(sample: dict, conv: Conversion = Conversion()) -> dict:
-    """``messages`` (user prompt with image placeholders + assistant target) and ``images``.
-
-    With ``conv.variant == "eval"`` the target names one acceptable letter (`single_answer`).
-    """
-    if sample.get("answer") is None:
-        raise SampleError(sample.get("id"), "SFT needs a labelled sample (answer is None)")
-    images = sample_images(sample, conv.layout, conv.image_size)
-    prompt = screening_prompt(conv.form, conv.layout, conv.variant, conv.prompt)
-    answer = canonical_answer(sample["answer"])
-    if conv.variant == "eval":
-        answer = single_answer(answer, sample["id"])
-    target = target_text(answer, sample.get("cot"), conv.form)
-    return {
-        "messages": [
-            screening_message(conv.layout, prompt),
-            {"role": "assistant", "content": [{"type": "text", "text": target}]},
-        ],
-        "images": images,
-    }
-
-
-def to_caption_sft_row(sample: dict, conv: Conversion = Conversion()) -> dict:
-    """A captioning turn (stage 1.1 of the cold start): describe each image."""
-    if not sample.get("caption"):
-        raise SampleError(sample.get("id"), "no caption to train on")
-    images = sample_images(sample, conv.layout, conv.image_size)
-    return {
-        "messages": [
-            screening_message(conv.layout, caption_prompt(conv.prompt)),
-            {"role": "assistant", "content": [{"type": "text", "text": sample["caption"]}]},
-        ],
-        "images": images,
-    }
-
-
-def to_grpo_row(sample: dict, conv: Conversion = Conversion()) -> dict:
-    """Conversational ``prompt`` + ``images`` + the ``answer`` label (and id, dimension)."""
-    if sample.get("answer") is None:
-        raise SampleError(sample.get("id"), "GRPO needs a labelled sample (answer is None)")
-    images = sample_images(sample, conv.layout, conv.image_size)
-    return {
-        "prompt": [screening_message(conv.layout, screening_prompt(conv.form, conv.layout, conv.variant, conv.prompt))],
-        "images": images,
-        "answer": canonical_answer(sample["answer"]),
-        "id": sample["id"],
-        "dimension": sample.get("dimension") or "",
-    }
-
-
-def convert(ds, kind: str, conv: Conversion = Conversion()):
-    """Map a schema Dataset to SFT (``sft``, ``caption``) or GRPO (``grpo``) rows."""
-    fn = {"sft": to_sft_row, "caption": to_caption_sft_row, "grpo": to_grpo_row}.get(kind)
-    if fn is None:
-        raise ValueError(f"unknown conversion {kind!r}; expected sft, caption or grpo")
-    return ds.map(lambda s: fn(s, conv), remove_columns=list(ds.column_names))
+    parts = [loader(recipe.data, s) for s in [recipe.split, *recipe.extra_splits]]
+    ds = parts[0] if len(parts) == 1 else concatenate_datasets(parts)
+    if recipe.limit is not None:
+        ds = ds.select(range(min(recipe.limit, len(ds))))
+    if len(ds) == 0:
+        raise ValueError(f"{recipe.source or recipe.arm}: no training samples in {recipe.data} ({recipe.split})")
+    return ds

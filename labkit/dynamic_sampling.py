@@ -35,11 +35,12 @@ Use it through a recipe (``labkit grpo --recipe R --set dynamic_sampling=true``)
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 import warnings
 from pathlib import Path
+
+from labkit.jsonl import append_rows
 
 MODES = ("refill", "mask")
 
@@ -253,6 +254,5 @@ class DynamicSamplingMixin:
                    "extra_generations": extra_prompts * G, "rounds": rounds, "ids": kept_ids}
             path = Path(self.args.output_dir) / self.dynamic_sampling_log
             path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a") as fh:
-                fh.write(json.dumps(row, default=str) + "\n")
+            append_rows(path, [row], default=str)
         return merged

@@ -27,8 +27,13 @@ import json
 import time
 from pathlib import Path
 
+from labkit.conversions import convert
+from labkit.data import load_training_split
+from labkit.mc_data import is_mc_dataset
+from labkit.models import load
+from labkit.rewards import get_rewards
 from labkit.training import (
-    apply_freeze, apply_lora, load_training_split, make_log_callback, read_log, resume_from, save_final, set_seed,
+    apply_freeze, apply_lora, make_log_callback, read_log, resume_from, save_final, set_seed,
     training_args,
 )
 
@@ -77,7 +82,6 @@ def _make_lab_trainer():
 
 def named_rewards(rewards: dict[str, float]):
     """Reward functions renamed to their recipe names (TRL logs ``rewards/<name>/mean``) and weights."""
-    from labkit.rewards import get_rewards
 
     funcs, weights = get_rewards(rewards)
     named = []
@@ -94,14 +98,12 @@ def named_rewards(rewards: dict[str, float]):
 
 def build_grpo_dataset(recipe):
     """The GRPO rows (conversational ``prompt``, ``images``, ``answer``, ``id``, ``dimension``)."""
-    from labkit.mc_data import is_mc_dataset
 
     if is_mc_dataset(recipe.data):
         # Generalisation benchmarks (multiple choice) have their own conversion.
         from labkit.mc_tasks import build_mc_grpo_dataset
 
         return build_mc_grpo_dataset(recipe)
-    from labkit.data import convert
 
     ds = load_training_split(recipe)
     return convert(ds, "grpo", recipe.conversion.to_conversion())
@@ -154,8 +156,6 @@ def run_grpo(recipe, *, train_sampler=None, trainer_cls=None, callbacks=None, re
     (default: the recipe's ``resume``) continues from the last ``checkpoint-*``.
     """
     from trl import GRPOConfig
-
-    from labkit.models import load
 
     if recipe.stage != "grpo":
         raise ValueError(f"{recipe.source or recipe.arm}: run_grpo needs stage grpo, got {recipe.stage!r}")

@@ -65,22 +65,13 @@ from typing import Any, Iterator, Sequence
 
 from labkit.dynamic_sampling import MODES as DS_MODES
 from labkit.dynamic_sampling import DynamicSamplingMixin  # noqa: F401  (re-exported: labkit.hcm.DynamicSamplingMixin)
+from labkit.jsonl import read_rows
+from labkit.metrics import is_correct, parse_answer
 
 LATE_MIXES = ("hard", "easy", "all", "all+random", "all+hard")
 
 
 # ----------------------------------------------------------------------------- mining
-
-def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not JSON ({exc.msg})") from exc
-    return rows
-
 
 def partition(predictions: Sequence[dict]) -> list[dict]:
     """Easy/hard rows from evaluator predictions: hard = not correct under the metric.
@@ -88,7 +79,6 @@ def partition(predictions: Sequence[dict]) -> list[dict]:
     Uses the evaluator's ``correct`` field when present, else recomputes it with
     `labkit.metrics.is_correct` from ``prediction`` and ``answer`` (the same function).
     """
-    from labkit.metrics import is_correct, parse_answer
 
     rows = []
     for p in predictions:
@@ -129,7 +119,7 @@ def mine_hard(model, data_dir, split: str = "train", out=None, *, form: str = "c
     pred_path = out / "predictions.jsonl"
     if not pred_path.exists():
         raise FileNotFoundError(f"the evaluator wrote no {pred_path}")
-    rows = partition(_read_jsonl(pred_path))
+    rows = partition(read_rows(pred_path, missing_ok=False))
     (out / "hard_cases.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     n_hard = sum(r["hard"] for r in rows)
     summary = {
@@ -151,7 +141,7 @@ def load_hard_ids(path) -> list[str]:
         path = path / "hard_cases.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"no hard cases at {path} (run `labkit mine-hard` first)")
-    return [r["id"] for r in _read_jsonl(path) if r.get("hard")]
+    return [r["id"] for r in read_rows(path, missing_ok=False) if r.get("hard")]
 
 
 # ----------------------------------------------------------------------------- schedule

@@ -29,7 +29,7 @@ import threading
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from labkit.data import user_message
+from labkit.conversions import user_message
 from labkit.jsonl import read_by_id, write_atomic
 from labkit.verdicts import verdict_probs, verdict_token_ids
 

@@ -33,7 +33,9 @@ import os
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlparse
 
-from labkit.data import DEFECT_DIMENSIONS, DIMENSIONS, SampleError, list_splits, save_split, validate_sample
+from labkit.data import (
+    DEFECT_DIMENSIONS, DIMENSIONS, SampleError, list_splits, load_split, open_image, save_split, validate_sample,
+)
 from labkit.metrics import LETTERS, NONE_ANSWER, AnswerError, canonical_answer
 from labkit.screen import ROLES, find_item_files, manifest_rows, read_records, safe_name
 from labkit.validate import Problem
@@ -329,7 +331,6 @@ def labels_to_result(answer: str | None, defects, dimension: str | None) -> list
 
 def export_label_studio(dataset, split: str, out_json, document_root=None) -> dict:
     """Write Label Studio tasks for a split, its images and ``label_config.xml``; return counts and paths."""
-    from labkit.data import load_split, open_image
 
     out_json = Path(out_json)
     root = Path(document_root or out_json.parent).resolve()

@@ -26,7 +26,9 @@ import os
 import random
 from pathlib import Path
 
-from labkit.benchmarks_mc import PROTOCOLS, MCItem, load_benchmark
+from labkit.benchmarks_mc import PROTOCOLS, load_benchmark
+from labkit.mc_metrics import random_baseline_mc
+from labkit.mc_rows import MCItem
 
 
 # ----------------------------------------------------------------------------- the 1:1 split
@@ -200,8 +202,6 @@ def prepare(
 def mc_info(root: str | os.PathLike) -> dict:
     """Per split of a prepared MC folder: size, categories, answer letters, option counts, random baseline."""
     import pyarrow.parquet as pq
-
-    from labkit.mc_metrics import random_baseline_mc
 
     root = Path(root)
     manifest = json.loads((root / "dataset.json").read_text())

@@ -26,6 +26,8 @@ import re
 from collections import defaultdict
 from typing import Any, Sequence
 
+from labkit.completions import completion_text, has_format
+
 MAX_OPTIONS = 26
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
@@ -153,8 +155,6 @@ def _per_completion(value, n: int, what: str) -> list:
 
 def mc_format_reward(completions, n_options=None, **kwargs) -> list[float]:
     """1.0 for one think block then one answer block holding exactly one valid letter."""
-    from labkit.rewards import completion_text, has_format
-
     counts = _per_completion(n_options, len(completions), "n_options")
     return [
         1.0 if has_format(completion_text(c), lambda text, n=int(n): parse_mc_answer(text, n)) else 0.0
@@ -164,8 +164,6 @@ def mc_format_reward(completions, n_options=None, **kwargs) -> list[float]:
 
 def mc_accuracy_reward(completions, answer=None, n_options=None, **kwargs) -> list[float]:
     """1.0 when the parsed letter equals the answer letter (binary accuracy, no DPA)."""
-    from labkit.rewards import completion_text
-
     answers = _per_completion(answer, len(completions), "answer")
     counts = _per_completion(n_options, len(completions), "n_options")
     return [

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 from PIL import Image as PILImage
 
-from labkit.data import open_image, user_message
+from labkit.conversions import user_message
+from labkit.data import load_training_split, open_image
 from labkit.mc_data import load_mc
 from labkit.mc_metrics import letters_for, parse_mc_answer, score_mc
-from labkit.training import load_training_split  # stdlib-only at import; the MC training rows load through it
 
 MC_FORMS = ("cot", "direct")
 # Rewards that parse screening answers (A-D, N, several letters): refused on MC items.

@@ -23,6 +23,9 @@ from pathlib import Path
 
 import yaml
 
+from labkit.data import _split_files
+from labkit.models import HUB_ALIASES
+
 CARD_FILE = "README.md"
 TRAIN_INFO = "labkit_train.json"
 MODEL_INFO = "labkit_model.json"
@@ -34,7 +37,6 @@ EVAL_KEYS = ("form", "layout", "variant", "image_size", "prompt", "max_new_token
 
 def dataset_fingerprint(root: str | os.PathLike, splits) -> str | None:
     """SHA-256 over the names and bytes of the split files (None when the folder has none)."""
-    from labkit.data import _split_files
 
     digest = hashlib.sha256()
     files = [f for split in splits for f in _split_files(Path(root), split)]
@@ -63,8 +65,6 @@ def _read_json(path: Path, default):
 
 
 def _base_model(name: str) -> str:
-    from labkit.models import HUB_ALIASES
-
     return HUB_ALIASES.get(name, name)
 
 

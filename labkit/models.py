@@ -31,6 +31,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from labkit import prompts
+from labkit.metrics import LETTERS
+
 ARCHS = ("internvl", "qwen2_5_vl")
 
 # Short names for the real checkpoints (need network access the first time).
@@ -129,7 +132,6 @@ _ANSWERS = ["N", "A", "B", "C", "D", "AB", "AC", "AD", "BC", "BD", "CD", "ABC", 
 
 def _corpus() -> list[str]:
     """Training text for the BPE: every prompt variant, answer formats, domain words."""
-    from labkit import prompts
 
     texts = []
     for form in prompts.FORMS:
@@ -143,14 +145,15 @@ def _corpus() -> list[str]:
     for layout in prompts.LAYOUTS:
         for ans in _ANSWERS:
             texts.append(prompts.answer_driven_prompt(ans, layout))
-    # Captions and oracle reasoning of synthetic samples (text only, no pixels drawn).
+    # Captions and oracle reasoning of synthetic samples (text only, no pixels drawn). Imported
+    # here: labkit.synth is a later pipeline stage than the models, and only this corpus needs it.
     from labkit.synth.sample import text_corpus
 
     texts += text_corpus(300)
     words = _DOMAIN_WORDS.split()
     texts.append(" ".join(words))
     texts.extend(f"{w.capitalize()} {w}." for w in words)
-    for letter in "ABCD":
+    for letter in LETTERS:
         texts.append(f"Original: a box. {letter}: the product is unchanged, its shadow agrees with the light.")
         texts.append(f"{letter}: the product is warped, so {letter} fails requirement 1.")
     for ans in _ANSWERS:

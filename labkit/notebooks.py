@@ -1,7 +1,8 @@
 """The numbered notebooks: run them in order, check them, and the few helpers they share.
 
 The walk-through lives in ``notebooks/NN_name.ipynb``, each paired with a jupytext percent
-script ``notebooks/NN_name.py`` (readable diffs; outputs are never committed)::
+script ``notebooks/NN_name.py`` (readable diffs; outputs are never committed; the pairs are
+checked and synced by `labkit.notebook_pairs`)::
 
     python -m labkit.notebooks run            # execute 00..06 in order (papermill, small mode)
     python -m labkit.notebooks run --quick    # the CI settings: a few samples and steps (minutes)
@@ -19,13 +20,12 @@ The time of each notebook goes to ``OUT/timings.json``.
 Helpers the notebooks import (they stay thin): `enter_project` (work from the repository root,
 so recipe paths resolve), `profile` (the settings of quick / small / GPU mode), `lab_recipe_set`
 (the ablation recipe set of notebooks 03-05, derived from ``recipes/sets/small.yaml`` or the
-paper set) and `PAPER` (the paper's numbers, shown beside ours).
+paper set) and `PAPER` (the paper's numbers, owned by `labkit.paper`, shown beside ours).
 """
 from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import os
 import sys
@@ -33,37 +33,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK_DIR = ROOT / "notebooks"
-KERNEL_NAME = "python3"          # the notebooks' kernelspec; resolved to this interpreter (see ensure_kernel)
+from labkit.ablate import Arm, load_recipe_set, resolve_set_path
+from labkit.data import open_image
+from labkit.notebook_pairs import (
+    KERNEL_NAME, NOTEBOOK_DIR, ROOT, check_notebooks, notebook_scripts, strip_notebook, sync_notebooks,
+)
+from labkit.paper import PAPER, TABLE3_DIMENSIONS  # noqa: F401  (the notebooks import them from here)
+
 FALLBACK_KERNEL = "labkit"       # installed into sys.prefix when "python3" would start another Python
 
-# The paper's numbers (../shared/paper.md), shown beside ours in the notebooks.
-PAPER = {
-    "random_baseline": 34.27,
-    "mean_label_length": 1.7136,
-    "weak_cot_accuracy": 38.25,
-    "hard_easy_2b": {"hard": 434, "easy": 610},
-    "table3": {  # overall / appearance / shadow / placement / extension
-        "random": [34.27, 27.61, 31.46, 29.49, 27.25],
-        "Qwen2.5-VL-72B direct": [39.74, None, None, None, None],
-        "GPT-4o CoT": [34.62, None, None, None, None],
-        "Qwen-VL-Max CoT": [38.25, None, None, None, None],
-        "HCM-GRPO-1B": [57.48, 58.21, 60.98, 62.71, 57.84],
-        "HCM-GRPO-2B": [64.74, 68.66, 65.85, 55.08, 74.51],
-    },
-    "table4": {  # InternVL3-1B / 2B
-        "base-direct": [30.13, 10.68], "base-cot": [25.85, 23.72],
-        "sft-direct": [36.75, 45.94], "grpo-base": [28.42, 28.42],
-    },
-    "table5": {"weak CoT": 34.83, "+ captions": 35.04, "answer-driven only": 51.07, "all": 53.63},  # 2B
-    "table6": {  # 1B / 2B
-        "sft": [45.94, 53.63], "grpo": [53.85, 58.55], "dpa-grpo": [55.56, 59.83], "hcm-grpo": [57.48, 64.74],
-    },
-    "table7": {"hard": 58.76, "easy": 59.40, "all": 59.83, "all+random": 60.90, "all+hard": 64.74},  # 2B
-    "generalisation": {"RealWorldQA 2B": [61.52, 64.14], "MuirBench 1B": [29.48, 63.43], "BLINK 2B": [40.18, 49.10]},
-}
-TABLE3_DIMENSIONS = ["appearance_deformation", "physical_shadow", "placement_layout", "extension_rationality"]
 
 
 # ----------------------------------------------------------------------------- settings per mode
@@ -140,8 +118,6 @@ def lab_recipe_set(prof: Profile, data_dir, run_dir, *, table5: bool = True):
     """
     import yaml
 
-    from labkit.ablate import load_recipe_set, resolve_set_path
-
     run_dir = Path(run_dir)
     raw = yaml.safe_load(resolve_set_path(prof.recipe_set).read_text())
     raw["name"] = f"notebooks-{prof.name}"
@@ -167,7 +143,6 @@ def lab_recipe_set(prof: Profile, data_dir, run_dir, *, table5: bool = True):
             else:
                 extra.append(copy.deepcopy(a))
         arms[at:at] = extra
-    from labkit.ablate import Arm
 
     for a in arms:
         if a.get("kind") == "mine" and "limit" in prof.grpo_set and "limit" in Arm.__dataclass_fields__:
@@ -189,8 +164,6 @@ def contact_sheet(images, titles=None, tile: int = 128, columns: int | None = No
     """Images in a row (or ``columns`` per row), each scaled to ``tile`` px high and titled: one PIL image."""
     from PIL import Image, ImageDraw
 
-    from labkit.data import open_image
-
     images = [open_image(im) for im in images]
     titles = list(titles or [""] * len(images))
     scaled = [im.convert("RGB").resize((max(1, round(im.width * tile / im.height)), tile)) for im in images]
@@ -209,114 +182,6 @@ def contact_sheet(images, titles=None, tile: int = 128, columns: int | None = No
             x += im.width + pad
             k += 1
     return sheet
-
-
-# ----------------------------------------------------------------------------- pairs and outputs
-
-def notebook_scripts(folder: Path = NOTEBOOK_DIR) -> list[Path]:
-    """The numbered jupytext scripts ``NN_name.py``, in order."""
-    return sorted(p for p in Path(folder).glob("[0-9][0-9]_*.py"))
-
-
-def _cells(nb) -> list[tuple[str, str, tuple]]:
-    """What must agree between a pair: per cell its type, source and tags."""
-    out = []
-    for c in nb.cells:
-        tags = tuple(sorted(c.get("metadata", {}).get("tags", [])))
-        out.append((c.cell_type, c.source.strip(), tags))
-    return out
-
-
-def stripped_problems(nb) -> list[str]:
-    """Why a notebook is not stripped (empty list: it is)."""
-    problems = []
-    for i, c in enumerate(nb.cells):
-        if c.cell_type == "code":
-            if c.get("outputs"):
-                problems.append(f"cell {i} has outputs")
-            if c.get("execution_count") is not None:
-                problems.append(f"cell {i} has an execution count")
-        extra = set(c.get("metadata", {})) - {"tags", "lines_to_next_cell", "jupyter"}
-        if extra:
-            problems.append(f"cell {i} has metadata {sorted(extra)}")
-    if "papermill" in nb.metadata:
-        problems.append("notebook metadata holds papermill results")
-    return problems
-
-
-def strip_notebook(nb):
-    """Remove outputs, execution counts and run metadata (in place); returns ``nb``."""
-    for c in nb.cells:
-        if c.cell_type == "code":
-            c.outputs = []
-            c.execution_count = None
-        meta = c.get("metadata", {})
-        for key in list(meta):
-            if key not in ("tags", "jupyter"):
-                del meta[key]
-    for key in ("papermill", "widgets"):
-        nb.metadata.pop(key, None)
-    return nb
-
-
-def check_notebooks(folder: Path = NOTEBOOK_DIR) -> list[str]:
-    """Problems with the notebooks in ``folder``: unpaired, out of sync, unstripped, untagged."""
-    import jupytext
-    import nbformat
-
-    problems = []
-    scripts = notebook_scripts(folder)
-    if not scripts:
-        return [f"no numbered notebooks (NN_name.py) in {folder}"]
-    for py in scripts:
-        ipynb = py.with_suffix(".ipynb")
-        if not ipynb.exists():
-            problems.append(f"{py.name}: no paired {ipynb.name} (run: python -m labkit.notebooks sync)")
-            continue
-        text_nb = jupytext.read(py)
-        nb = nbformat.read(ipynb, as_version=4)
-        a, b = _cells(text_nb), _cells(nb)
-        if a != b:
-            where = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-            problems.append(f"{py.name} and {ipynb.name} differ (first at cell {where}; {len(a)} vs {len(b)} cells); "
-                            "run: python -m labkit.notebooks sync")
-        problems += [f"{ipynb.name}: {p}" for p in stripped_problems(nb)]
-        params = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-        if len(params) != 1:
-            problems.append(f"{ipynb.name}: needs exactly one cell tagged 'parameters', has {len(params)}")
-        if nb.metadata.get("kernelspec", {}).get("name") != KERNEL_NAME:
-            problems.append(f"{ipynb.name}: kernelspec name must be {KERNEL_NAME!r} (papermill needs one)")
-    for ipynb in sorted(Path(folder).glob("[0-9][0-9]_*.ipynb")):
-        if not ipynb.with_suffix(".py").exists():
-            problems.append(f"{ipynb.name}: no paired {ipynb.with_suffix('.py').name}")
-    return problems
-
-
-def sync_notebooks(folder: Path = NOTEBOOK_DIR, source: str = "py") -> list[Path]:
-    """Rewrite one side of every pair from the other (``source`` = ``py`` or ``ipynb``), stripped."""
-    import jupytext
-    import nbformat
-
-    written = []
-    for py in notebook_scripts(folder):
-        ipynb = py.with_suffix(".ipynb")
-        if source == "py":
-            nb = strip_notebook(jupytext.read(py))
-            # Cell ids from the content (jupytext draws random ones): re-syncing changes nothing.
-            seen: dict[str, int] = {}
-            for cell in nb.cells:
-                h = hashlib.sha1(f"{cell.cell_type}\n{cell.source}".encode()).hexdigest()[:8]
-                seen[h] = seen.get(h, 0) + 1
-                cell["id"] = h if seen[h] == 1 else f"{h}-{seen[h]}"
-            nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": KERNEL_NAME}
-            nb.metadata.setdefault("jupytext", {})["formats"] = "ipynb,py:percent"
-            nbformat.write(nb, ipynb)
-            written.append(ipynb)
-        else:
-            nb = strip_notebook(nbformat.read(ipynb, as_version=4))
-            jupytext.write(nb, py, fmt="py:percent")
-            written.append(py)
-    return written
 
 
 # ----------------------------------------------------------------------------- kernel and run

@@ -30,7 +30,7 @@ import json
 import random
 from typing import Mapping
 
-from labkit.data import sample_images, user_message
+from labkit.conversions import sample_images, user_message
 from labkit.prompts import IMAGE_CAPTION_PROMPT, IMAGE_LABELS
 from labkit.synth.text import defect_line, image_line
 
@@ -60,7 +60,7 @@ def perception_rows(ds, counts: Mapping[str, int], *, image_size: int | None = N
     ``describe_image`` rows cycle through the images of the samples in order (five per sample);
     ``describe`` rows through the samples; ``describe_mixed`` rows draw their five images at
     random (seeded). Decoded images are kept while the rows are built (one pass per sample).
-    ``layout`` as `labkit.data.sample_images`: with ``pairs`` the images are the four
+    ``layout`` as `labkit.conversions.sample_images`: with ``pairs`` the images are the four
     original|candidate pairs, labelled A-D, and each line describes the candidate.
     """
     unknown = set(counts) - set(PERCEPTION_KINDS)

@@ -19,6 +19,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from labkit.ablate import Runner, load_recipe_set, print_table
+from labkit.recipes import load_recipe
+
 # The arms `make demo` runs by default, in the recipe set's order (dependencies are added).
 DEMO_ARMS = ("base-cot", "sft", "mine", "grpo", "dpa-grpo", "hcm-grpo", "baseline-cnn")
 
@@ -38,7 +41,6 @@ QUICK = {
 
 def make_quick(rs) -> None:
     """Shrink a loaded recipe set in place to the `QUICK` sizes."""
-    from labkit.recipes import load_recipe
 
     if rs.data.get("synth"):
         rs.data["synth"] = {**rs.data["synth"], **QUICK["synth"]}
@@ -65,7 +67,6 @@ def run_demo(out: str | Path = "runs/demo", seed: int = 0, *, arms=DEMO_ARMS, re
     so the demo runs from any working directory; every arm's recipe is checked before anything runs.
     ``quick`` shrinks every arm (`QUICK`).
     """
-    from labkit.ablate import Runner, load_recipe_set, print_table
 
     out = Path(out)
     rs = load_recipe_set(recipe_set)

@@ -32,6 +32,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from labkit.data import load_split
+from labkit.models import SIZES, build_model, load
+from labkit.pretrain_vision import image_tensors, train_vision
+from labkit.recipes import ConversionSpec, FreezeSpec, Recipe
+from labkit.synth import make_dataset
+
 DEFAULT_CACHE = "data/models/small-pretrained"
 DATA_SEED_OFFSET = 1000  # pretraining data never shares a seed with the demo's data (seeds 0, 1, 2, ...)
 
@@ -43,7 +49,7 @@ class PretrainConfig:
     arch: str = field(default="internvl", metadata={"help": "model family (internvl)"})
     size: str = field(default="small", metadata={"help": "model size from labkit.models.SIZES"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation and training; data uses 1000 + seed"})
-    layout: str = field(default="pairs", metadata={"help": "image layout the model will screen in (labkit.data.sample_images)"})
+    layout: str = field(default="pairs", metadata={"help": "image layout the model will screen in (labkit.conversions.sample_images)"})
     head: str = field(default="alone", metadata={"help": "vision pretraining head (labkit.pretrain_vision.HEADS)"})
     samples: int = field(default=12000, metadata={"help": "synthetic training samples (5 images each)"})
     heldout: int = field(default=400, metadata={"help": "held-out samples for the stages' measures"})
@@ -78,7 +84,6 @@ def pretrained_cache(path=None) -> Path:
 def _sft_recipe(name: str, model: Path, data: Path, out: Path, image_size: int, perception: dict, *, seed: int,
                 batch: int, lr: float, steps_hint: int, layout: str = "pairs"):
     """A stage-``sft`` recipe for perception rows only (vision tower frozen)."""
-    from labkit.recipes import ConversionSpec, FreezeSpec, Recipe
 
     return Recipe(
         arm=name, stage="sft", model=str(model), data=str(data), output_dir=str(out), split="train", tasks=[],
@@ -97,11 +102,7 @@ def run_pretrain(out, config: PretrainConfig | None = None, *, progress: bool = 
     """Run (or resume) every stage into ``out``; return ``out`` (the pretrained model folder)."""
     import torch
 
-    from labkit.data import load_split
-    from labkit.models import SIZES, build_model, load
-    from labkit.pretrain_vision import image_tensors, train_vision
     from labkit.sft import run_sft
-    from labkit.synth import make_dataset
 
     cfg = config or PretrainConfig()
     out = Path(out)

@@ -27,7 +27,9 @@ import time
 
 import numpy as np
 
-from labkit.data import DEFECT_DIMENSIONS, sample_images
+from labkit.conversions import sample_images
+from labkit.data import DEFECT_DIMENSIONS
+from labkit.metrics import candidate_auc
 from labkit.prompts import IMAGE_LABELS
 
 # torch is imported inside the functions: importing labkit.pretrain (and the CLI) stays fast.
@@ -36,7 +38,7 @@ from labkit.prompts import IMAGE_LABELS
 def image_tensors(ds, size: int, progress: bool = True, layout: str = "separate"):
     """``(X, Y)``: uint8 model-input images [n, k, 3, size, size] and defect tags [n, 4, 4].
 
-    ``layout`` as `labkit.data.sample_images`: ``separate`` gives k = 5 (original, A-D),
+    ``layout`` as `labkit.conversions.sample_images`: ``separate`` gives k = 5 (original, A-D),
     ``pairs`` gives k = 4 (original beside A, ..., original beside D).
     """
     import torch
@@ -117,8 +119,6 @@ def _tokens(model, pixels):
 def vision_auc(model, head, norm, X, Y, batch_size: int = 50) -> dict:
     """Held-out per-candidate AUC of the head's acceptability score (`labkit.metrics.candidate_auc`)."""
     import torch
-
-    from labkit.metrics import candidate_auc
 
     model.eval()
     head.eval()

@@ -18,7 +18,7 @@ Variants:
 
 Images are interleaved with their labels, InternVL's multi-image convention: the user turn
 reads ``Original: <image>`` ``A: <image>`` … ``D: <image>`` (or ``Candidates: <image>`` for the
-grid), then the instruction (`IMAGE_LABELS`, built into a message by `labkit.data.screening_message`).
+grid), then the instruction (`IMAGE_LABELS`, built into a message by `labkit.conversions.screening_message`).
 """
 from __future__ import annotations
 

@@ -30,6 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.conversions import Conversion
+from labkit.data import SPLITS
+from labkit.dynamic_sampling import MODES as DS_MODES
+from labkit.perception import PERCEPTION_KINDS
+from labkit.prompts import FORMS, LAYOUTS, STYLES, VARIANTS
+from labkit.rewards import REWARDS
+
 STAGES = ("sft", "grpo")
 SFT_TASKS = ("screen", "caption")
 COT_STYLES = ("sample", "verdicts")
@@ -42,7 +49,7 @@ class RecipeError(ValueError):
 
 @dataclass
 class ConversionSpec:
-    """How samples become model inputs (see `labkit.data.Conversion`)."""
+    """How samples become model inputs (see `labkit.conversions.Conversion`)."""
 
     form: str = field(default="cot", metadata={"help": "cot (think + answer) or direct (answer only)"})
     layout: str = field(default="separate", metadata={"help": "separate (original + 4 images) or grid (original + 2x2 grid)"})
@@ -51,8 +58,6 @@ class ConversionSpec:
     prompt: str = field(default="full", metadata={"help": "full (the paper's prompt) or short (small mode on CPU: same rules, ~50 tokens)"})
 
     def to_conversion(self):
-        from labkit.data import Conversion
-
         return Conversion(form=self.form, layout=self.layout, variant=self.variant, image_size=self.image_size,
                           prompt=self.prompt)
 
@@ -220,11 +225,6 @@ def _check_training_keys(recipe: Recipe, where: str) -> None:
 
 def validate(recipe: Recipe, where: str = "recipe", check_training: bool = True) -> Recipe:
     """Check values (not just keys); raise RecipeError naming the key."""
-    from labkit.data import SPLITS
-    from labkit.dynamic_sampling import MODES as DS_MODES
-    from labkit.perception import PERCEPTION_KINDS
-    from labkit.prompts import FORMS, LAYOUTS, STYLES, VARIANTS
-    from labkit.rewards import REWARDS
 
     if recipe.stage not in STAGES:
         raise RecipeError(f"{where}: stage must be one of {', '.join(STAGES)}, got {recipe.stage!r}")

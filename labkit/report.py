@@ -52,26 +52,16 @@ import io
 import json
 from pathlib import Path
 
+from labkit.data import open_image
+from labkit.jsonl import read_rows
+
 FIGURES = ("scores", "dimensions", "auc", "rewards", "hard-easy")
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-    return out
 
 
 def reward_curve(arm_dir: Path) -> tuple[list[int], list[float]]:
     """(steps, mean reward) from an arm's ``train_log.jsonl`` (empty if none)."""
     steps, rewards = [], []
-    for row in _read_jsonl(Path(arm_dir) / "train_log.jsonl"):
+    for row in read_rows(Path(arm_dir) / "train_log.jsonl"):
         if row.get("reward") is not None and "step" in row:
             steps.append(int(row["step"]))
             rewards.append(float(row["reward"]))
@@ -179,7 +169,7 @@ def hard_easy_figure(run_dir: Path, results: dict):
         hard.append(mining["hard"])
         easy.append(mining["easy"])
     for arm, r in results["arms"].items():
-        for row in _read_jsonl(run_dir / r.get("dir", arm) / "hcm_epochs.jsonl"):
+        for row in read_rows(run_dir / r.get("dir", arm) / "hcm_epochs.jsonl"):
             xs.append(f"{arm} e{row['epoch']} ({row['mix']})")
             hard.append(row["hard"])
             easy.append(row["easy"])
@@ -193,7 +183,6 @@ def hard_easy_figure(run_dir: Path, results: dict):
 
 def thumbnail(image, size: int = 64) -> str:
     """A PNG data URL of ``image`` shrunk to fit ``size`` px."""
-    from labkit.data import open_image
 
     im = open_image(image).convert("RGB")
     im.thumbnail((size, size))
@@ -204,7 +193,7 @@ def thumbnail(image, size: int = 64) -> str:
 
 def gallery_html(hard_cases_path: Path, data_dir, split: str = "train", limit: int = 8) -> str:
     """HTML cards of the first ``limit`` hard cases with thumbnails and the model's reasoning."""
-    rows = [r for r in _read_jsonl(Path(hard_cases_path)) if r.get("hard")][:limit]
+    rows = [r for r in read_rows(Path(hard_cases_path)) if r.get("hard")][:limit]
     if not rows:
         return "<p>No hard cases mined.</p>"
     samples = {}
@@ -243,7 +232,7 @@ def top_answer(pred_path: Path) -> str:
     that gives one answer to everything scores the label prior, not what it sees."""
     from collections import Counter
 
-    preds = [r.get("prediction") for r in _read_jsonl(Path(pred_path))]
+    preds = [r.get("prediction") for r in read_rows(Path(pred_path))]
     if not preds:
         return "-"
     answer, count = Counter(preds).most_common(1)[0]

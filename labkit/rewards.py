@@ -15,30 +15,11 @@ benchmarks use ``mc_format`` + ``mc_accuracy`` (`labkit.mc_metrics`).
 """
 from __future__ import annotations
 
-import re
-from typing import Any, Callable
+from typing import Callable
 
-from labkit.metrics import NONE_ANSWER, canonical_answer, parse_answer
-
-_FORMAT = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
-
-
-def completion_text(completion: Any) -> str:
-    """The text of one completion, plain or conversational (TRL passes either)."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, dict):
-        content = completion.get("content", "")
-        if isinstance(content, list):
-            return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-        return str(content)
-    if isinstance(completion, (list, tuple)):
-        # Conversational: a list of messages; the assistant's reply is the last one.
-        if not completion:
-            return ""
-        return completion_text(completion[-1])
-    raise TypeError(f"unsupported completion type {type(completion).__name__}")
-
+from labkit.completions import completion_text, has_format
+from labkit.mc_metrics import MC_REWARDS
+from labkit.metrics import NONE_ANSWER, canonical_answer, is_correct, parse_answer
 
 def _labels(answer, n: int) -> list[str]:
     if answer is None:
@@ -48,17 +29,6 @@ def _labels(answer, n: int) -> list[str]:
     if len(answer) != n:
         raise ValueError(f"{len(answer)} answers for {n} completions")
     return [canonical_answer(a) for a in answer]
-
-
-def has_format(text: str, parse=parse_answer) -> bool:
-    """Exactly one think block, then one answer block whose content ``parse`` accepts."""
-    match = _FORMAT.fullmatch(text)
-    return (
-        match is not None
-        and "<think>" not in match.group(1)
-        and "<answer>" not in match.group(1)
-        and parse(text) is not None
-    )
 
 
 def format_reward(completions, **kwargs) -> list[float]:
@@ -92,8 +62,6 @@ def dpa_reward(completions, answer=None, **kwargs) -> list[float]:
 
 def metric_reward(completions, answer=None, **kwargs) -> list[float]:
     """1.0 when the evaluation metric counts the answer correct (for single-answer data)."""
-    from labkit.metrics import is_correct
-
     labels = _labels(answer, len(completions))
     return [1.0 if is_correct(parse_answer(completion_text(c)), gold) else 0.0 for c, gold in zip(completions, labels)]
 
@@ -104,11 +72,8 @@ REWARDS: dict[str, Callable[..., list[float]]] = {
     "dpa": dpa_reward,
     "metric": metric_reward,
 }
-
 # Single-answer multiple-choice benchmarks (RealWorldQA, MuirBench, BLINK): ``mc_format`` and
 # ``mc_accuracy`` parse one letter in each item's own range (options beyond D exist).
-from labkit.mc_metrics import MC_REWARDS  # noqa: E402  (it imports this module only inside its functions)
-
 REWARDS.update(MC_REWARDS)
 
 

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from labkit.data import SampleError, list_splits, load_split, open_image, sample_images, screening_message
+from labkit.conversions import sample_images, screening_message
+from labkit.data import SampleError, list_splits, load_split, open_image
 from labkit.infer import DEFAULT_MAX_NEW_TOKENS, generate_responses, open_predictions
 from labkit.judges import make_judge
 from labkit.jsonl import write_atomic

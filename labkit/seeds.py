@@ -22,6 +22,9 @@ import math
 import time
 from pathlib import Path
 
+from labkit.ablate import RecipeSet, Runner, load_recipe_set
+from labkit.report import write_report
+
 SCALAR_KEYS = ("overall", "random_baseline", "unparsed", "wall_s", "cpu_s", "train_s", "eval_s")
 META_KEYS = ("kind", "tables", "description", "n", "conversion", "rule", "image_size", "params")
 
@@ -127,8 +130,6 @@ def write_aggregate(out, results: dict, title: str) -> Path:
     """``OUT/results.json`` (atomically) and ``OUT/report.html``."""
     import os
 
-    from labkit.report import write_report
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "results.json.tmp"
@@ -140,7 +141,6 @@ def write_aggregate(out, results: dict, title: str) -> Path:
 def run_seeds(recipe_set, out, seeds: list[int], *, arms: list[str] | None = None, evaluation: dict | None = None,
               progress: bool = True, report_only: bool = False) -> dict:
     """Run the set's arms once per seed into ``OUT/seed-S`` and write the aggregate; returns it."""
-    from labkit.ablate import RecipeSet, Runner, load_recipe_set
 
     rs = recipe_set if isinstance(recipe_set, RecipeSet) else load_recipe_set(recipe_set)
     out = Path(out)

@@ -24,19 +24,17 @@ import json
 import time
 from pathlib import Path
 
+from labkit.conversions import sample_images, screening_message, to_caption_sft_row, to_sft_row
+from labkit.data import DIMENSION_VERDICTS, load_training_split
+from labkit.mc_data import is_mc_dataset
+from labkit.metrics import LETTERS, parse_answer
+from labkit.models import load
+from labkit.perception import perception_rows
+from labkit.prompts import screening_prompt
 from labkit.training import (
-    apply_freeze, apply_lora, load_training_split, make_log_callback, resume_from, save_final, set_seed,
+    apply_freeze, apply_lora, make_log_callback, resume_from, save_final, set_seed,
     training_args,
 )
-
-
-# Short words per defect dimension for the "verdicts" reasoning style.
-VERDICT_WORDS = {
-    "appearance_deformation": "product changed",
-    "physical_shadow": "wrong shadow",
-    "placement_layout": "bad placement",
-    "extension_rationality": "added items",
-}
 
 
 def verdicts_cot(sample: dict) -> str | None:
@@ -47,23 +45,19 @@ def verdicts_cot(sample: dict) -> str | None:
     the defect. None when the sample has no per-candidate tags. Small recipes use it
     (``cot: verdicts``) so that CPU GRPO completions are a few dozen tokens, not a few hundred.
     """
-    from labkit.metrics import LETTERS
 
     defects = sample.get("candidate_defects")
     if not defects:
         return None
     parts = []
     for letter, tags in zip(LETTERS, defects):
-        words = [VERDICT_WORDS.get(t, t.replace("_", " ")) for t in dict.fromkeys(tags)]
+        words = [DIMENSION_VERDICTS.get(t, t.replace("_", " ")) for t in dict.fromkeys(tags)]
         parts.append(f"{letter}: no, {', '.join(words)}." if words else f"{letter}: ok.")
     return " ".join(parts)
 
 
 def screen_row(sample: dict, conv, cot_style: str = "sample") -> dict | None:
     """One screening SFT row, or None when the sample has nothing to teach."""
-    from labkit.data import sample_images, screening_message, to_sft_row
-    from labkit.metrics import parse_answer
-    from labkit.prompts import screening_prompt
 
     if sample.get("answer") is not None:
         if cot_style == "verdicts" and conv.form == "cot":
@@ -88,7 +82,6 @@ def screen_row(sample: dict, conv, cot_style: str = "sample") -> dict | None:
 
 def build_sft_dataset(recipe):
     """The SFT rows (``messages`` + ``images``) of a recipe, as a `datasets.Dataset`."""
-    from labkit.mc_data import is_mc_dataset
 
     if is_mc_dataset(recipe.data):
         # Generalisation benchmarks (multiple choice) have their own conversion.
@@ -96,9 +89,6 @@ def build_sft_dataset(recipe):
 
         return build_mc_sft_dataset(recipe)
     from datasets import Dataset
-
-    from labkit.data import to_caption_sft_row
-    from labkit.perception import perception_rows
 
     conv = recipe.conversion.to_conversion()
     ds = load_training_split(recipe)
@@ -135,8 +125,6 @@ def run_sft(recipe, *, resume: bool | None = None, callbacks=None) -> Path:
     trained again from scratch: the runner decides what to skip.
     """
     from trl import SFTConfig, SFTTrainer
-
-    from labkit.models import load
 
     if recipe.stage != "sft":
         raise ValueError(f"{recipe.source or recipe.arm}: run_sft needs stage sft, got {recipe.stage!r}")

@@ -18,7 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from labkit.data import Conversion, load_split, to_grpo_row
+from labkit.conversions import Conversion, to_grpo_row
+from labkit.data import load_split
 from labkit.mc_data import is_mc_dataset, load_mc
 from labkit.mc_tasks import MC_FORMS, check_mc_rewards, item_images, mc_prediction_row, mc_prompt, score_predictions
 from labkit.metrics import LETTERS, candidate_auc, is_correct, parse_answer, score

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labkit.jsonl import append_rows, read_rows, write_atomic
+
 PARTS = ("vision", "projector", "language")
 
 
@@ -170,33 +172,21 @@ def make_log_callback(path):
             path.parent.mkdir(parents=True, exist_ok=True)
             # On resume, keep lines up to the checkpoint's step so the curve has no duplicates.
             if path.exists():
-                kept = []
-                for line in path.read_text().splitlines():
-                    try:
-                        row = json.loads(line)
-                    except ValueError:
-                        continue
-                    if row.get("step", 0) <= state.global_step:
-                        kept.append(line)
-                path.write_text("".join(k + "\n" for k in kept))
+                write_atomic(path, [row for row in read_rows(path) if row.get("step", 0) <= state.global_step])
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not state.is_world_process_zero or not logs:
                 return
             row = {"step": state.global_step, "epoch": _clean(state.epoch), "time": time.time()}
             row.update({k: _clean(v) for k, v in logs.items()})
-            with path.open("a") as fh:
-                fh.write(json.dumps(row) + "\n")
+            append_rows(path, [row])
 
     return JsonlLogCallback()
 
 
 def read_log(path) -> list[dict]:
     """Rows of a ``train_log.jsonl`` (empty list if missing)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_rows(path)
 
 
 def save_final(trainer, processor, recipe, extra: dict | None = None) -> Path:
@@ -226,26 +216,3 @@ def set_seed(seed: int) -> None:
     from transformers import set_seed as hf_set_seed
 
     hf_set_seed(seed)
-
-
-def load_training_split(recipe, loader=None):
-    """The recipe's training split(s), limited to ``recipe.limit`` samples (the first ones).
-
-    ``loader(data_dir, split)`` reads one split: the lab schema by default (validated, images
-    decoded later), `labkit.mc_data.load_mc` for the generalisation benchmarks.
-    """
-    from datasets import concatenate_datasets
-
-    if loader is None:
-        from labkit.data import load_split
-
-        def loader(root, split):
-            return load_split(root, split, validate=True, check_images=False)
-
-    parts = [loader(recipe.data, s) for s in [recipe.split, *recipe.extra_splits]]
-    ds = parts[0] if len(parts) == 1 else concatenate_datasets(parts)
-    if recipe.limit is not None:
-        ds = ds.select(range(min(recipe.limit, len(ds))))
-    if len(ds) == 0:
-        raise ValueError(f"{recipe.source or recipe.arm}: no training samples in {recipe.data} ({recipe.split})")
-    return ds

@@ -27,7 +27,8 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from labkit.metrics import LETTERS
+from labkit.metrics import LETTERS, AnswerError, canonical_answer
+
 
 OK_WORD, NO_WORD = "ok", "no"
 # Sentence forms of a verdict about letter L (checked after the leading word of an "L:" statement).
@@ -85,7 +86,6 @@ def stated_answer(text: str | None) -> str | None:
     The last ``<answer>…</answer>`` tag wins; without tags, the last "answer is X" / "answer: X"
     phrase. An invalid stated answer (e.g. ``<answer>AN</answer>``) also gives None.
     """
-    from labkit.metrics import AnswerError, canonical_answer
 
     if not text:
         return None

@@ -132,6 +132,7 @@ assert samples[2]["id"] in info.value and picture.value == sheet_png(samples[2])
 # %%
 import pandas as pd
 
+from labkit.data import DIMENSIONS
 from labkit.metrics import is_correct, parse_answer, random_baseline, score
 
 cases = [
@@ -181,7 +182,7 @@ assert abs(simulated - expected) < 4, (simulated, expected)   # ~1.5 standard er
 
 # %%
 fig = go.Figure()
-dim_names = ["normal", "appearance_deformation", "physical_shadow", "placement_layout", "extension_rationality"]
+dim_names = list(DIMENSIONS)  # normal, then the four defect dimensions (labkit.data owns the names)
 share = [100 * dims.count(d) / len(dims) for d in dim_names]
 fig.add_bar(x=dim_names, y=share, name="share of samples (%)")
 fig.add_bar(x=dim_names, y=[per_dim["random_per_dimension"][d] for d in dim_names], name="random baseline (%)")

@@ -140,7 +140,7 @@ def test_recipe_sets_parse_and_select(tmp_path):
     with pytest.raises(ValueError, match=r"rows name table\(s\) \[5\] that are not in its tables \[4\]"):
         load_recipe_set(bad)
     # Table 5: one arm per row of the paper's table in the paper set and in table5-small; every recipe loads.
-    from labkit.notebooks import PAPER
+    from labkit.paper import PAPER
 
     for name in ("table5-small", "paper"):
         t5 = [a for a in load_recipe_set(name).arms if 5 in a.tables]

@@ -9,7 +9,8 @@ import pytest
 
 from chat_server import ChatServer, prompt_text
 from labkit.annotate import AnnotateConfig, annotate, extract_cot, oracle_annotation, read_journal
-from labkit.data import convert, load_split
+from labkit.conversions import convert
+from labkit.data import load_split
 
 CAPTIONS = "Original: a white box.\nA: red.\nB: blue.\nC: green.\nD: gray."
 

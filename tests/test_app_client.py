@@ -246,7 +246,8 @@ def test_login_required_and_labels_attributed(app_files, tmp_path):
 def test_hard_case_loop_labels_export_for_training(app_files, tmp_path):
     # Mined hard cases load as the queue; labels given through the app export as a training
     # split (the store's export) that converts into SFT rows for the next run.
-    from labkit.data import Conversion, load_split, to_sft_row
+    from labkit.conversions import Conversion, to_sft_row
+    from labkit.data import load_split
     from labkit.store import AnnotationStore
 
     store_path = tmp_path / "loop.sqlite"

@@ -6,16 +6,8 @@ import pytest
 from PIL import Image
 
 from conftest import make_sample, solid
-from labkit.data import (
-    Conversion,
-    SampleError,
-    convert,
-    dataset_info,
-    load_split,
-    make_grid,
-    save_split,
-    validate_sample,
-)
+from labkit.conversions import Conversion, convert, make_grid
+from labkit.data import SampleError, dataset_info, load_split, save_split, validate_sample
 
 
 def test_parquet_round_trip_keeps_pixels_and_fields(tmp_path):
@@ -154,7 +146,7 @@ def test_image_size_resizes_everything(handmade_dataset):
 def test_eval_variant_target_names_one_acceptable_letter(handmade_dataset):
     # the paper's evaluation prompt asks for ONE letter: the SFT target is one acceptable letter
     # (or N), stable for a sample id, and not always the first acceptable letter
-    from labkit.data import single_answer
+    from labkit.conversions import single_answer
 
     ds = load_split(handmade_dataset, "train")
     rows = convert(ds, "sft", Conversion(form="direct", variant="eval"))

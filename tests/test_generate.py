@@ -17,13 +17,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from labkit.compose import draw_layout, make_initial
 from labkit.generate import (
     GenerateConfig,
     GenerationError,
-    draw_layout,
     generate_candidates,
     load_generate_recipe,
-    make_initial,
     prepare_original,
     run_generation,
 )

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from chat_server import IMAGE_TOKENS, ChatServer, images_of, prompt_text
-from labkit.data import user_message
+from labkit.conversions import user_message
 from labkit.judges import JudgeError, LocalJudge, OpenAIJudge, make_judge
 
 

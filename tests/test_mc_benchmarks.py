@@ -324,7 +324,7 @@ def test_rewards_registered_and_scored():
 def test_prompt_and_rows(tmp_path):
     # The prompt lists images and lettered options; SFT targets carry the answer tag; GRPO rows
     # carry one image placeholder per image and the n_options column the rewards read.
-    from labkit.data import Conversion
+    from labkit.conversions import Conversion
 
     out = tmp_path / "prep"
     mc_data.prepare("muirbench", write_muirbench(tmp_path / "MUIR"), out, seed=0)
@@ -492,7 +492,7 @@ def test_trl_trains_on_mc_rows(tmp_path, tiny_internvl):
     # one GRPO step with the mc rewards, on MuirBench items mixing 2 and 5 images per prompt.
     from trl import GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
 
-    from labkit.data import Conversion
+    from labkit.conversions import Conversion
     from labkit.models import load
     from labkit.rewards import REWARDS
 

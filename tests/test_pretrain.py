@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labkit.data import load_split, make_pair, sample_images
+from labkit.conversions import make_pair, sample_images
+from labkit.data import load_split
 from labkit.metrics import auc, candidate_auc
 
 
@@ -61,7 +62,7 @@ def test_pair_puts_original_left_candidate_right_at_model_size():
 
 
 def test_pairs_layout_gives_four_labelled_pairs(synth_dataset):
-    from labkit.data import screening_message
+    from labkit.conversions import screening_message
     from labkit.prompts import screening_prompt
 
     sample = load_split(synth_dataset, "test")[0]

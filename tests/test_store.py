@@ -174,7 +174,8 @@ def test_agreement_from_labels(store):
 
 def test_export_round_trip_into_training(store, handmade_dataset, tmp_path):
     # Majority labels become a new dataset split that loads, validates and converts to SFT rows.
-    from labkit.data import convert, load_split
+    from labkit.conversions import convert
+    from labkit.data import load_split
 
     before = (handmade_dataset / "train.parquet").read_bytes()
     store.add_label("ana", "hm", "s0000", answer="A", candidate_defects=[[], ["physical_shadow"]] + [["placement_layout"]] * 2,

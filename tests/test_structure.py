@@ -19,23 +19,23 @@ MAX_FUNCTION_LINES = 120
 # The pipeline's floors, lowest first: a module may import its own floor or lower ones only.
 # A module's floor is that of the longest prefix listed (labkit.store.queries -> labkit.store).
 FLOORS = [
-    # ground: the metric, letters, prompts, JSONL, the paper's numbers
-    ["labkit.metrics", "labkit.prompts", "labkit.jsonl", "labkit.paper", "labkit.verdicts"],
-    # data: the schema, dimensions, storage, validation
-    ["labkit.data", "labkit.validate"],
+    # ground: the metric, letters, prompts, JSONL, parsing a completion
+    ["labkit.metrics", "labkit.prompts", "labkit.jsonl", "labkit.verdicts", "labkit.completions"],
+    # data: the schema, dimensions and their words, storage, conversions to model inputs, the paper's numbers
+    ["labkit.data", "labkit.conversions", "labkit.paper", "labkit.validate"],
     # models and inference; the synthetic world and generation; the annotation store
     ["labkit.models", "labkit.infer", "labkit.synth", "labkit.segment", "labkit.flux", "labkit.diffusion_models",
-     "labkit.generate", "labkit.store", "labkit.perception", "labkit.mc", "labkit.mc_data", "labkit.mc_metrics",
-     "labkit.mc_synth", "labkit.benchmarks_mc", "labkit.rewards", "labkit.dynamic_sampling"],
+     "labkit.generate", "labkit.compose", "labkit.store", "labkit.perception", "labkit.mc", "labkit.mc_data", "labkit.mc_metrics",
+     "labkit.mc_synth", "labkit.mc_rows", "labkit.benchmarks_mc", "labkit.rewards", "labkit.dynamic_sampling"],
     # annotation: judges, the annotate stage, interop with other tools
-    ["labkit.judges", "labkit.annotate", "labkit.model_card", "labkit.viz"],
+    ["labkit.judge_base", "labkit.judges", "labkit.annotate", "labkit.oracle", "labkit.model_card", "labkit.viz"],
     # tasks and the one evaluation loop; screening the user's work, their data in and out
     ["labkit.tasks", "labkit.mc_tasks", "labkit.evaluate", "labkit.screen", "labkit.interop"],
     # training
     ["labkit.train", "labkit.recipes", "labkit.training", "labkit.sft", "labkit.grpo", "labkit.hcm",
      "labkit.baseline", "labkit.pretrain", "labkit.pretrain_vision", "labkit.stages"],
     # runs of many stages and what reads them
-    ["labkit.ablate", "labkit.report", "labkit.seeds", "labkit.pipeline", "labkit.notebooks"],
+    ["labkit.ablate", "labkit.report", "labkit.seeds", "labkit.pipeline", "labkit.notebooks", "labkit.notebook_pairs"],
     # the front doors
     ["labkit.app", "app", "labkit.cli", "labkit.__main__"],
 ]

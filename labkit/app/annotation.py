@@ -34,7 +34,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from labkit.app.uploads import UserError
-from labkit.data import list_splits, load_split, sample_images
+from labkit.conversions import sample_images
+from labkit.data import list_splits, load_split
 from labkit.jsonl import read_by_id
 from labkit.metrics import LETTERS, NONE_ANSWER
 from labkit.store import StoreError, check_password, dataset_name, hash_password

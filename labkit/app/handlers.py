@@ -41,7 +41,7 @@ from labkit.app.uploads import (  # re-exported, as above
     WHAT, UserError, client_message, collect_images, downscale_note, read_upload, upload_path,
 )
 from labkit import models  # (models.load looked up per call: tests count the loads)
-from labkit.data import sample_images, screening_message
+from labkit.conversions import sample_images, screening_message
 from labkit.infer import stream_response
 from labkit.metrics import LETTERS, NONE_ANSWER, is_correct, parse_answer
 from labkit.prompts import screening_prompt

@@ -2,8 +2,10 @@
 
 A module here defines ``register(subparsers)``, which adds its parser and sets
 ``func`` (called with the parsed arguments; its return value is the exit code).
-Modules import heavy libraries (torch, transformers) inside ``func`` only, so
-``labkit --help`` stays fast. Modules are discovered automatically.
+Every command module is imported to build the parser, so modules import the lab's
+modules (and through them torch, transformers, datasets) inside ``func`` only: that is why
+the imports here are lazy, and ``labkit --help`` stays fast. Modules are discovered
+automatically.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """`labkit grpo --recipe R [--run-dir D] [--set key=value ...] [--resume]`: GRPO / DPA-GRPO / HCM-GRPO from a recipe.
 
 Trains with TRL's GRPOTrainer (see `labkit.grpo`); a recipe with a non-empty ``hcm``
-section runs hard-case mining (`labkit.hcm.run_hcm_grpo`). Prints the final model folder;
+section runs hard-case mining (`labkit.hcm.run_hcm_grpo`; the dispatch is `labkit.stages.run_stage`). Prints the final model folder;
 the run folder also holds train_log.jsonl, rewards.json, reward_curves.html and the
 logged completions. Overrides work as in `labkit sft`.
 """
@@ -18,13 +18,8 @@ def register(sub):
 
 def run(args) -> int:
     recipe = recipe_from_args(args, "grpo")
-    if recipe.hcm or recipe.dynamic_sampling:  # labkit.hcm adds the HCM sampler and/or dynamic sampling
-        from labkit.hcm import run_hcm_grpo
+    from labkit.stages import run_stage  # here, not at the top: the trainers' modules slow the CLI's start
 
-        final = run_hcm_grpo(recipe)
-    else:
-        from labkit.grpo import run_grpo
-
-        final = run_grpo(recipe)
+    final = run_stage(recipe)
     print(f"grpo ({recipe.arm}): final model in {final}")
     return 0

@@ -12,8 +12,9 @@ the macro average over categories (BLINK subtasks, MuirBench tasks) and per cate
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from labkit.jsonl import read_rows
 
 
 def register(sub):
@@ -103,13 +104,7 @@ def run_evaluate(args) -> int:
         path = Path(args.predictions)
         if not path.exists():
             raise FileNotFoundError(f"predictions file {str(path)!r} does not exist")
-        rows = []
-        for lineno, line in enumerate(path.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{lineno}: not JSON ({exc.msg})") from exc
+        rows = read_rows(path)
         missing = [i for i, r in enumerate(rows, 1) if not {"prediction", "answer", "n_options"} <= set(r)]
         if missing:
             raise ValueError(f"{path}:{missing[0]}: needs prediction, answer and n_options (as mc-evaluate writes)")

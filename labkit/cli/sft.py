@@ -41,8 +41,8 @@ def register(sub):
 
 def run(args) -> int:
     recipe = recipe_from_args(args, "sft")
-    from labkit.sft import run_sft
+    from labkit.stages import run_stage  # here, not at the top: the trainers' modules slow the CLI's start
 
-    final = run_sft(recipe)
+    final = run_stage(recipe)
     print(f"sft ({recipe.arm}): final model in {final}")
     return 0

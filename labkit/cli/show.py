@@ -48,7 +48,8 @@ def render_sheet(sample: dict, tile: int = 256):
     """Original + A-D side by side, each titled with its verdict and defect tags/kinds."""
     from PIL import Image, ImageDraw
 
-    from labkit.data import _font, open_image
+    from labkit.conversions import _font
+    from labkit.data import DIMENSION_SHORT, open_image
     from labkit.metrics import LETTERS
 
     sid = sample["id"]
@@ -84,9 +85,7 @@ def render_sheet(sample: dict, tile: int = 256):
         d.rectangle([x - 3, head - 3, x + tile + 2, head + tile + 2], outline=colour, width=3)
         d.text((x, head + tile + 4), f"{LETTERS[i - 1]}: {verdict}", fill=colour, font=_font(16))
         # One line per defect: the finer kind and its severity (1 = obvious), then the dimension tag.
-        short = {"appearance_deformation": "appearance", "physical_shadow": "shadow",
-                 "placement_layout": "placement", "extension_rationality": "extension"}
-        lines = [f"{k['kind']} {k.get('severity', 0):.2f} ({short.get(k.get('dimension'), k.get('dimension'))})"
+        lines = [f"{k['kind']} {k.get('severity', 0):.2f} ({DIMENSION_SHORT.get(k.get('dimension'), k.get('dimension'))})"
                  for k in kinds[i - 1]] \
             if kinds[i - 1] else ([", ".join(t)] if t else [])
         for j, line in enumerate(lines[:3]):

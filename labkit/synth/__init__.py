@@ -43,7 +43,8 @@ from __future__ import annotations
 
 from labkit.synth.dataset import background_gallery, find_originals, make_dataset
 from labkit.synth.defects import DEFECT_KINDS, KIND_TO_DIMENSION, make_defect, render_candidate, render_original
-from labkit.synth.products import KINDS, Product, draw_product, product_from_photo, random_product
+from labkit.synth.drawing import draw_product
+from labkit.synth.products import KINDS, Product, product_from_photo, random_product
 from labkit.synth.sample import (
     SampleSpec, SynthConfig, build_spec, render_sample, render_spec, sample_id, split_plan, text_corpus,
 )

@@ -18,7 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from labkit.data import save_split, write_manifest
 from labkit.synth.sample import SynthConfig, render_sample, split_plan
+from labkit.synth.scenes import random_scene, render_background
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 SPLIT_ARGS = {"train": "train", "test": "test", "pseudo_label": "pseudo", "exploration": "exploration"}
@@ -34,7 +36,6 @@ def _init_worker(counter):
 
 def _render_shard(task: dict) -> dict:
     """Render samples [start, stop) of one split and save them as one Parquet file in a private folder."""
-    from labkit.data import save_split
 
     config: SynthConfig = task["config"]
     plan = task["plan"]
@@ -77,7 +78,6 @@ def make_dataset(out, *, train: int = 0, test: int = 0, pseudo: int = 0, explora
     ``kind_weights``, ``product_kinds``, ``png_compress_level``).
     Returns ``out``; timing totals are in ``make_dataset.last_timings``.
     """
-    from labkit.data import write_manifest
 
     known = set(SynthConfig.__dataclass_fields__) - {"seed", "size", "originals"}
     unknown = sorted(set(options) - known)
@@ -179,8 +179,6 @@ def background_gallery(n: int, size: int = 224, seed: int = 0):
     the default reference gallery for the FLUX generation pipeline. Deterministic in ``seed``."""
     import numpy as np
     from PIL import Image
-
-    from labkit.synth.scenes import random_scene, render_background
 
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")

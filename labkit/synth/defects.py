@@ -30,16 +30,19 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from labkit.synth.products import ADDED_PARTS, REMOVABLE_PARTS, Product, draw_product, random_name, random_product
+from labkit.data import DEFECT_DIMENSIONS
+from labkit.synth.drawing import draw_product
+from labkit.synth.products import ADDED_PARTS, REMOVABLE_PARTS, Product, random_name, random_product
 from labkit.synth.scenes import Scene, compose, draw_prop, prop_spec
 
+_APPEARANCE, _SHADOW, _PLACEMENT, _EXTENSION = DEFECT_DIMENSIONS  # names owned by labkit.data
 # Finer kinds per dimension, with their default relative weights.
 DEFECT_KINDS: dict[str, dict[str, float]] = {
-    "appearance_deformation": {"colour_shift": 1.0, "text_changed": 0.6, "part_missing": 0.8, "part_added": 0.7,
-                               "warp": 0.8, "aspect": 0.7, "quantity": 0.6},
-    "physical_shadow": {"shadow_against_light": 1.0, "shadow_missing": 0.8, "shadow_detached": 0.7, "shadow_doubled": 0.6},
-    "placement_layout": {"floating": 1.0, "sinking": 0.6, "tilt": 0.8, "wrong_scale": 0.8},
-    "extension_rationality": {"pills": 1.0, "added_prop": 0.8, "second_product": 0.8, "decoration": 0.8},
+    _APPEARANCE: {"colour_shift": 1.0, "text_changed": 0.6, "part_missing": 0.8, "part_added": 0.7,
+                  "warp": 0.8, "aspect": 0.7, "quantity": 0.6},
+    _SHADOW: {"shadow_against_light": 1.0, "shadow_missing": 0.8, "shadow_detached": 0.7, "shadow_doubled": 0.6},
+    _PLACEMENT: {"floating": 1.0, "sinking": 0.6, "tilt": 0.8, "wrong_scale": 0.8},
+    _EXTENSION: {"pills": 1.0, "added_prop": 0.8, "second_product": 0.8, "decoration": 0.8},
 }
 KIND_TO_DIMENSION = {k: dim for dim, kinds in DEFECT_KINDS.items() for k in kinds}
 # Height of a product at depth scale 1, as a fraction of the image size, and the widest it may be.

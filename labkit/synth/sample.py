@@ -19,12 +19,13 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+from labkit.data import DEFECT_DIMENSIONS
 from labkit.metrics import LETTERS, NONE_ANSWER
 from labkit.synth.defects import DEFECT_KINDS, applicable, make_defect, render_candidate, render_original
 from labkit.synth.products import KINDS, Product, product_from_photo, random_product
 from labkit.synth.scenes import Scene, random_scene, render_background
 from labkit.synth.text import caption as make_caption
-from labkit.synth.text import chain_of_thought
+from labkit.synth.text import chain_of_thought, short_chain_of_thought
 
 SPLIT_CODES = {"train": 1, "test": 2, "pseudo_label": 3, "exploration": 4}
 ID_PREFIX = {"train": "train", "test": "test", "pseudo_label": "pseudo", "exploration": "explore"}
@@ -39,9 +40,8 @@ class SynthConfig:
     """Base seed; a sample's generator is seeded with (seed, split, index)."""
     size: int = 224
     """Side of every image in pixels (square)."""
-    dimension_mix: dict = field(default_factory=lambda: {
-        "appearance_deformation": 0.36, "physical_shadow": 0.20, "placement_layout": 0.20,
-        "extension_rationality": 0.18, "normal": 0.06})
+    dimension_mix: dict = field(default_factory=lambda: dict(zip(
+        (*DEFECT_DIMENSIONS, "normal"), (0.36, 0.20, 0.20, 0.18, 0.06))))  # appearance, shadow, placement, extension
     """Share of samples per focus dimension; "normal" samples have four acceptable candidates.
     Appearance deformation is the most common, as in the paper."""
     acceptable_counts: tuple = (0.22, 0.36, 0.27, 0.15)
@@ -324,7 +324,6 @@ def text_corpus(n: int = 200, seed: int = 0, size: int = 224) -> list[str]:
     """Captions and oracle CoTs (full and short) of ``n`` train samples, without drawing any
     image: text for training a tokenizer that covers the generator's vocabulary (fast: no
     pixels). The texts equal those of `render_sample` for the same seed and size."""
-    from labkit.synth.text import short_chain_of_thought
 
     cfg = SynthConfig(seed=seed, size=size)
     texts = []

@@ -14,20 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from labkit.data import DIMENSION_SHORT, DIMENSION_WORDS
 from labkit.metrics import LETTERS, NONE_ANSWER
 from labkit.synth.products import Product, colour_name, shift_hue
 from labkit.synth.scenes import Scene
 
 _PART_NAMES = {"band": "brand band", "logo": "logo", "cap": "cap", "label": "label", "bubbles": "pills of the blister",
                "chunk": "top corner"}
-_DIMENSION_WORDS = {
-    "appearance_deformation": "appearance deformation",
-    "physical_shadow": "physical shadow",
-    "placement_layout": "placement layout",
-    "extension_rationality": "extension rationality",
-}
-
-
 def _noun(product: Product) -> str:
     return {"box": "box", "bottle": "bottle", "blister": "blister pack", "tube": "tube", "photo": "product"}[product.kind]
 
@@ -162,7 +155,6 @@ def image_line(meta: dict, index: int) -> str:
     visible defects first, then the scene, for a candidate ("floating; box on the shelf, light
     from the left"; "nothing wrong; ..."). Perception only: it never says whether a candidate is
     acceptable."""
-    from labkit.synth.products import colour_name
 
     product, scene = meta["product"], meta["scene"]
     noun = _noun(Product(**{k: tuple(v) if isinstance(v, list) else v for k, v in product.items()}))
@@ -180,10 +172,6 @@ def defect_line(meta: dict, index: int) -> str:
     return seen_words(meta["candidates"][index - 1]["kinds"])
 
 
-_SHORT_DIMENSION = {"appearance_deformation": "appearance", "physical_shadow": "shadow",
-                    "placement_layout": "placement", "extension_rationality": "extension"}
-
-
 def short_chain_of_thought(candidates: list[list[dict]], answer: str) -> str:
     """A terse oracle reasoning for small models: one verdict per image, then the answer.
     e.g. "A: good. B: floating (placement). C: good. D: pills (extension). So the answer is AC." """
@@ -192,7 +180,7 @@ def short_chain_of_thought(candidates: list[list[dict]], answer: str) -> str:
         if not defects:
             parts.append(f"{letter}: good.")
         else:
-            what = ", ".join(f"{d['kind'].replace('_', ' ')} ({_SHORT_DIMENSION[d['dimension']]})" for d in defects)
+            what = ", ".join(f"{d['kind'].replace('_', ' ')} ({DIMENSION_SHORT[d['dimension']]})" for d in defects)
             parts.append(f"{letter}: {what}.")
     parts.append(f"So the answer is {answer}.")
     return " ".join(parts)
@@ -215,8 +203,8 @@ def chain_of_thought(product: Product, scene: Scene, candidates: list[list[dict]
         obs = "; ".join(observation(d, product, scene) for d in defects)
         dims = []
         for d in defects:
-            if _DIMENSION_WORDS[d["dimension"]] not in dims:
-                dims.append(_DIMENSION_WORDS[d["dimension"]])
+            if DIMENSION_WORDS[d["dimension"]] not in dims:
+                dims.append(DIMENSION_WORDS[d["dimension"]])
         text = _FAIL[int(rng.integers(len(_FAIL)))].format(L=letter, obs=obs, dims=" and ".join(dims))
         parts.append(text[0].upper() + text[1:])
     parts.append(_answer_words(answer))
