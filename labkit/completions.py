@@ -1,7 +1,7 @@
 """A completion's text and its ``<think>…</think><answer>…</answer>`` shape.
 
 Shared by the lab's rewards (`labkit.rewards`) and the multiple-choice rewards
-(`labkit.mc_metrics`), so both read TRL's plain or conversational completions the same
+(`labkit.mc.metrics`), so both read TRL's plain or conversational completions the same
 way and agree on what a well-formed reply is.
 
     >>> completion_text([{"role": "assistant", "content": "<think>x</think><answer>A</answer>"}])

@@ -70,6 +70,12 @@ DIMENSION_SENTENCES = {  # a clause for the oracle's reasoning
     "placement_layout": "the product is placed implausibly (placement layout)",
     "extension_rationality": "content beyond the original was added (extension rationality)",
 }
+DIMENSION_GUIDES = {  # what an annotator looks for (the app's guidelines)
+    "appearance_deformation": "product changed",
+    "physical_shadow": "lighting/shadow",
+    "placement_layout": "floating, impossible support, scale",
+    "extension_rationality": "invented or duplicated content",
+}
 SPLITS = ("train", "test", "pseudo_label", "exploration")
 SOURCES = ("synthetic", "generated", "user")
 MIN_IMAGE_SIDE = 8
@@ -400,7 +406,7 @@ def load_training_split(recipe, loader=None):
     """The recipe's training split(s), limited to ``recipe.limit`` samples (the first ones).
 
     ``loader(data_dir, split)`` reads one split: the lab schema by default (validated, images
-    decoded later), `labkit.mc_data.load_mc` for the generalisation benchmarks.
+    decoded later), `labkit.mc.data.load_mc` for the generalisation benchmarks.
     """
     from datasets import concatenate_datasets  # lazy: `datasets` costs seconds at import
 

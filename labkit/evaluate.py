@@ -2,13 +2,13 @@
 
 `evaluate(model_or_path, data_dir, split="test", ...)` evaluates a model (folder, hub alias or a
 loaded ``(model, processor)`` pair) or a judge (`labkit.judges`) on a split of a screening
-folder (`labkit.data`) or of a prepared multiple-choice benchmark (`labkit.mc_data`); the task
+folder (`labkit.data`) or of a prepared multiple-choice benchmark (`labkit.mc.data`); the task
 (`labkit.tasks.task_for`) supplies the rows, prompts, prediction lines and the score, and this
 module the loop they share. Replies come from `labkit.infer.generate_responses` (or the judge).
 
 It returns the task's score dict (screening: `labkit.metrics.score`, overall and per-dimension
 percent, the random baseline of the same samples, ``unparsed``, and ``auc``/``top1`` when the
-split has per-candidate defect tags; MC: `labkit.mc_metrics.score_mc`) plus ``wall_s``,
+split has per-candidate defect tags; MC: `labkit.mc.metrics.score_mc`) plus ``wall_s``,
 ``samples_per_s``, ``predictions_path``, ``generated``, ``resumed`` and ``settings``. With
 ``out_dir`` it writes ``predictions.jsonl`` (one line per sample: id, response, prediction,
 answer, dimension, correct), ``results.json`` and ``run.json`` (the settings); a rerun in the
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from labkit.infer import DEFAULT_MAX_NEW_TOKENS, generate_responses, open_predictions
 from labkit.judges import make_judge
+from labkit.jsonl import append_rows
 from labkit.model_card import record_evaluation
 from labkit.models import load
 from labkit.tasks import MCTask, task_for
@@ -158,8 +159,7 @@ def evaluate(
                 replies, p_ok = replies
         new_rows = [task.prediction(row, reply, p) for (row, _, _), reply, p in zip(batch, replies, p_ok)]
         if pred_path is not None:
-            with pred_path.open("a") as f:  # one flush per batch: an interruption loses at most a batch
-                f.write("".join(json.dumps(row) + "\n" for row in new_rows))
+            append_rows(pred_path, new_rows)  # once per batch, fsynced: an interruption loses at most a batch
         for row in new_rows:
             rows_by_id[row["id"]] = row
         bar.update(len(batch))
@@ -189,10 +189,10 @@ def evaluate(
 
 def evaluate_mc(model_or_path, data_dir, split: str = "test", *, form: str = "cot", layout: str | None = None,
                 variant: str | None = None, image_size: int | None = None, **kwargs) -> dict:
-    """`evaluate` on a prepared multiple-choice folder (`labkit.mc_data`); refuses any other folder.
+    """`evaluate` on a prepared multiple-choice folder (`labkit.mc.data`); refuses any other folder.
 
     ``layout`` and ``variant`` do not apply to MC items and are recorded only. The result is
-    `labkit.mc_metrics.score_mc`'s dict plus what `evaluate` adds and ``benchmark``.
+    `labkit.mc.metrics.score_mc`'s dict plus what `evaluate` adds and ``benchmark``.
     """
     task = task_for(data_dir, form=form, layout=layout, variant=variant, image_size=image_size)
     if not isinstance(task, MCTask):

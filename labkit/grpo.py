@@ -29,7 +29,7 @@ from pathlib import Path
 
 from labkit.conversions import convert
 from labkit.data import load_training_split
-from labkit.mc_data import is_mc_dataset
+from labkit.mc.data import is_mc_dataset
 from labkit.models import load
 from labkit.rewards import get_rewards
 from labkit.training import (
@@ -101,7 +101,7 @@ def build_grpo_dataset(recipe):
 
     if is_mc_dataset(recipe.data):
         # Generalisation benchmarks (multiple choice) have their own conversion.
-        from labkit.mc_tasks import build_mc_grpo_dataset
+        from labkit.mc.tasks import build_mc_grpo_dataset
 
         return build_mc_grpo_dataset(recipe)
 

@@ -1,8 +1,9 @@
 """JSON Lines files that survive interruptions: the lab's journals, logs and prediction files.
 
 The one rule for every JSONL file the lab reads: a run appends one line per finished item,
-so after a crash the *last* line may be cut in half. `read_rows` drops such a torn last
-line; a line that does not parse anywhere else is damage, and it raises `ValueError` naming
+so after a crash the *last* line may be cut in half (no newline at its end). `read_rows` drops
+such a torn last line; a line that does not parse anywhere else, or a complete last line (one
+that ends in a newline) that does not parse, is damage, and it raises `ValueError` naming
 ``file:line``. Blank lines are skipped. `append_rows` is the one appender: it first cuts a
 torn tail off (so the next line starts clean), then writes, flushes and fsyncs, so a
 finished line survives a crash. `read_by_id` keeps the last row per id, so a resumed run
@@ -32,13 +33,15 @@ def read_rows(path: str | os.PathLike, missing_ok: bool = True) -> list[dict]:
         if missing_ok:
             return []
         raise FileNotFoundError(f"JSONL file {str(path)!r} does not exist")
-    numbered = [(n, line) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
+    text = path.read_text(encoding="utf-8")
+    numbered = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    torn_tail = not text.endswith("\n")
     rows = []
     for i, (lineno, line) in enumerate(numbered):
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            if i == len(numbered) - 1:
+            if i == len(numbered) - 1 and torn_tail:
                 break  # a half-written last line: the write that a crash interrupted
             raise ValueError(f"{path}:{lineno}: not JSON ({exc.msg})") from exc
     return rows

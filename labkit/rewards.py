@@ -11,14 +11,14 @@ returns one float per completion. ``REWARDS`` maps recipe names to functions:
   len(pred) / len(label) when pred ⊆ label, else 0.0; "N" matches only "N".
 
 GRPO is ``format`` + ``accuracy``; DPA-GRPO is ``format`` + ``dpa``. The generalisation
-benchmarks use ``mc_format`` + ``mc_accuracy`` (`labkit.mc_metrics`).
+benchmarks use ``mc_format`` + ``mc_accuracy`` (`labkit.mc.metrics`).
 """
 from __future__ import annotations
 
 from typing import Callable
 
 from labkit.completions import completion_text, has_format
-from labkit.mc_metrics import MC_REWARDS
+from labkit.mc.metrics import MC_REWARDS
 from labkit.metrics import NONE_ANSWER, canonical_answer, is_correct, parse_answer
 
 def _labels(answer, n: int) -> list[str]:

@@ -44,7 +44,7 @@ from labkit.conversions import sample_images, screening_message
 from labkit.data import SampleError, list_splits, load_split, open_image
 from labkit.infer import DEFAULT_MAX_NEW_TOKENS, generate_responses, open_predictions
 from labkit.judges import make_judge
-from labkit.jsonl import write_atomic
+from labkit.jsonl import append_rows, read_rows, write_atomic
 from labkit.metrics import LETTERS, NONE_ANSWER, parse_answer
 from labkit.models import load
 from labkit.prompts import screening_prompt
@@ -120,14 +120,7 @@ def read_records(path: str | os.PathLike) -> list[dict]:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             return [dict(row) for row in csv.DictReader(fh)]
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except ValueError as exc:
-                    raise ValueError(f"{path}:{n}: not a JSON line ({exc})") from exc
-        return rows
+        return read_rows(path, missing_ok=False)
     raise ValueError(f"{path}: expected a .csv or .jsonl manifest")
 
 
@@ -348,8 +341,7 @@ def screen(
                 _warn(item.id, problem)
                 continue
             rows.append(result_row(item, getattr(reply, "text", reply) or "", p, batch_s / len(batch), batch_s))
-        with pred_path.open("a") as fh:  # one flush per batch: an interruption loses at most a batch
-            fh.write("".join(json.dumps(r) + "\n" for r in rows))
+        append_rows(pred_path, rows)  # once per batch, fsynced: an interruption loses at most a batch
         done.update({r["id"]: r for r in rows})
         bar.update(len(batch))
     bar.close()

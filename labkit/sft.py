@@ -26,7 +26,7 @@ from pathlib import Path
 
 from labkit.conversions import sample_images, screening_message, to_caption_sft_row, to_sft_row
 from labkit.data import DIMENSION_VERDICTS, load_training_split
-from labkit.mc_data import is_mc_dataset
+from labkit.mc.data import is_mc_dataset
 from labkit.metrics import LETTERS, parse_answer
 from labkit.models import load
 from labkit.perception import perception_rows
@@ -85,7 +85,7 @@ def build_sft_dataset(recipe):
 
     if is_mc_dataset(recipe.data):
         # Generalisation benchmarks (multiple choice) have their own conversion.
-        from labkit.mc_tasks import build_mc_sft_dataset
+        from labkit.mc.tasks import build_mc_sft_dataset
 
         return build_mc_sft_dataset(recipe)
     from datasets import Dataset

@@ -1,8 +1,8 @@
 """What is being evaluated: a screening split or a multiple-choice benchmark, behind one interface.
 
-`task_for(data_dir)` looks at the folder once (`labkit.mc_data.is_mc_dataset`) and returns a
+`task_for(data_dir)` looks at the folder once (`labkit.mc.data.is_mc_dataset`) and returns a
 `ScreenTask` (the lab's screening samples, `labkit.data`) or an `MCTask` (a prepared BLINK /
-MuirBench / RealWorldQA folder, `labkit.mc_tasks`). A task knows its rows (with labels checked),
+MuirBench / RealWorldQA folder, `labkit.mc.tasks`). A task knows its rows (with labels checked),
 how a row becomes ``(images, prompt)`` for the model, how a reply becomes a predictions.jsonl
 line, how those lines are scored, which settings must match for a run to resume, and which
 GRPO rewards fit its answers. `labkit.evaluate.evaluate` drives either one through the same
@@ -20,8 +20,8 @@ from typing import Any
 
 from labkit.conversions import Conversion, to_grpo_row
 from labkit.data import load_split
-from labkit.mc_data import is_mc_dataset, load_mc
-from labkit.mc_tasks import MC_FORMS, check_mc_rewards, item_images, mc_prediction_row, mc_prompt, score_predictions
+from labkit.mc.data import is_mc_dataset, load_mc
+from labkit.mc.tasks import MC_FORMS, check_mc_rewards, item_images, mc_prediction_row, mc_prompt, score_predictions
 from labkit.metrics import LETTERS, candidate_auc, is_correct, parse_answer, score
 from labkit.prompts import screening_prompt
 
@@ -163,7 +163,7 @@ class ScreenTask:
 
 
 class MCTask:
-    """A prepared multiple-choice benchmark folder (`labkit.mc_data`): `labkit.mc_metrics.score_mc`.
+    """A prepared multiple-choice benchmark folder (`labkit.mc.data`): `labkit.mc.metrics.score_mc`.
 
     Layout, variant and prompt style do not apply to MC items (recorded only); judges are refused.
     """

@@ -161,7 +161,7 @@ for p in wrong[:2 if QUICK else 4]:
 #
 # The paper checks that HCM (without DPA; single-answer data) helps on public multiple-choice
 # benchmarks too: RealWorldQA 2B 61.52 → 64.14, MuirBench 1B 29.48 → 63.43, BLINK 2B 40.18 →
-# 49.10. The lab ships their loaders (`labkit.benchmarks_mc`), the recipe sets
+# 49.10. The lab ships their loaders (`labkit.mc.sources`), the recipe sets
 # (`recipes/sets/generalise*.yaml`: base → SFT → GRPO → HCM-GRPO) and MC scoring. The benchmarks
 # come from the Hugging Face hub (or a local mirror), which this machine cannot reach; prepare one
 # and point `GENERALISE_DATA` at it:

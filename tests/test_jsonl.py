@@ -24,6 +24,10 @@ def test_a_bad_line_before_the_last_is_an_error_naming_file_and_line(tmp_path):
     path.write_text('{"step": 1}\nnot json\n{"step": 3}\n')
     with pytest.raises(ValueError, match=r"log\.jsonl:2: not JSON"):
         read_rows(path)
+    # a complete last line (it ends in a newline) that does not parse is damage too, not a torn write
+    path.write_text('{"step": 1}\nnot json\n')
+    with pytest.raises(ValueError, match=r"log\.jsonl:2: not JSON"):
+        read_rows(path)
 
 
 def test_missing_files_blank_lines_and_last_row_per_id(tmp_path):

@@ -12,8 +12,8 @@ import json
 import pytest
 from PIL import Image
 
-from labkit import benchmarks_mc as bmc
-from labkit import mc_data, mc_metrics, mc_tasks
+from labkit.mc import sources as bmc
+from labkit.mc import data as mc_data, metrics as mc_metrics, tasks as mc_tasks
 from labkit.evaluate import evaluate_mc
 
 COLORS = ["red", "green", "blue", "yellow", "purple", "orange", "gray", "white", "black", "pink"]
@@ -457,12 +457,12 @@ def test_generalise_set_runs_in_small_mode(tmp_path, tiny_internvl):
 
 
 def test_synthetic_stand_ins_load_as_published(tmp_path):
-    # labkit.mc_synth writes each benchmark in its published layout; the loaders read them like
+    # labkit.mc.synth writes each benchmark in its published layout; the loaders read them like
     # the real ones (hidden BLINK test answers refused, RealWorldQA free-form rows skipped,
     # MuirBench's fifth option used) and the answers are balanced enough to be learnable.
     from collections import Counter
 
-    from labkit.mc_synth import write_synthetic
+    from labkit.mc.synth import write_synthetic
 
     rwqa = bmc.load_benchmark("realworldqa", write_synthetic("realworldqa", tmp_path / "r", n=30, seed=1))
     assert len(rwqa.items) + len(rwqa.skipped) == 30 and rwqa.skipped
@@ -481,7 +481,7 @@ def test_synthetic_stand_ins_load_as_published(tmp_path):
 
 
 def mc_synth_colours():
-    from labkit.mc_synth import COLOURS
+    from labkit.mc.synth import COLOURS
 
     return set(COLOURS)
 

@@ -25,12 +25,11 @@ FLOORS = [
     ["labkit.data", "labkit.conversions", "labkit.paper", "labkit.validate"],
     # models and inference; the synthetic world and generation; the annotation store
     ["labkit.models", "labkit.infer", "labkit.synth", "labkit.segment", "labkit.flux", "labkit.diffusion_models",
-     "labkit.generate", "labkit.compose", "labkit.store", "labkit.perception", "labkit.mc", "labkit.mc_data", "labkit.mc_metrics",
-     "labkit.mc_synth", "labkit.mc_rows", "labkit.benchmarks_mc", "labkit.rewards", "labkit.dynamic_sampling"],
+     "labkit.generate", "labkit.compose", "labkit.store", "labkit.perception", "labkit.mc", "labkit.rewards", "labkit.dynamic_sampling"],
     # annotation: judges, the annotate stage, interop with other tools
     ["labkit.judge_base", "labkit.judges", "labkit.annotate", "labkit.oracle", "labkit.model_card", "labkit.viz"],
     # tasks and the one evaluation loop; screening the user's work, their data in and out
-    ["labkit.tasks", "labkit.mc_tasks", "labkit.evaluate", "labkit.screen", "labkit.interop"],
+    ["labkit.tasks", "labkit.evaluate", "labkit.screen", "labkit.interop"],
     # training
     ["labkit.train", "labkit.recipes", "labkit.training", "labkit.sft", "labkit.grpo", "labkit.hcm",
      "labkit.baseline", "labkit.pretrain", "labkit.pretrain_vision", "labkit.stages"],
@@ -169,3 +168,22 @@ def test_modules_and_functions_stay_small(graph):
                 if n > MAX_FUNCTION_LINES:
                     long.append(f"{m}.{node.name}: {n} lines")
     assert long == []
+
+
+def test_the_readme_layout_matches_the_tree():
+    # Every module and subpackage of labkit is named in the README's Layout section, and every
+    # name there exists.
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    layout = text[text.index("## Layout"):]
+    layout = layout[:layout.index("\n## ", 3)]
+    layout = layout[:layout.index("Beside it:")]  # the table of labkit's modules
+    named = set(re.findall(r"`([a-z_]+(?:\.py|/))`", layout))
+    tree = {p.name for p in (ROOT / "labkit").glob("*.py") if p.name not in ("__init__.py", "__main__.py")}
+    tree |= {p.name + "/" for p in (ROOT / "labkit").iterdir() if (p / "__init__.py").exists()}
+    assert sorted(tree - named) == []
+    assert sorted(named - tree) == []
+    for pkg in (p for p in (ROOT / "labkit").iterdir() if (p / "__init__.py").exists()):
+        doc = ast.get_docstring(ast.parse((pkg / "__init__.py").read_text()))
+        assert doc and len(doc) > 80, f"{pkg.name}/__init__.py needs a docstring saying what it holds"

@@ -10,15 +10,15 @@ import os
 
 import pytest
 
-from labkit import mc_data
+from labkit.mc import data as mc_data
 from labkit.evaluate import evaluate, evaluate_mc
-from labkit.mc_synth import write_synthetic
+from labkit.mc.synth import write_synthetic
 from labkit.tasks import MCTask, ScreenTask, task_for
 
 
 @pytest.fixture(scope="module")
 def mc_folder(tmp_path_factory):
-    """A prepared BLINK stand-in (labkit.mc_synth): 8 train and 8 test items, two categories."""
+    """A prepared BLINK stand-in (labkit.mc.synth): 8 train and 8 test items, two categories."""
     root = tmp_path_factory.mktemp("mc")
     mc_data.prepare("blink", write_synthetic("blink", root / "src", n=16, seed=1), root / "prep", seed=0)
     return root / "prep"

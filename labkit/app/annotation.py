@@ -35,13 +35,13 @@ from plotly.subplots import make_subplots
 
 from labkit.app.uploads import UserError
 from labkit.conversions import sample_images
-from labkit.data import list_splits, load_split
+from labkit.data import DEFECT_DIMENSIONS, list_splits, load_split
 from labkit.jsonl import read_by_id
 from labkit.metrics import LETTERS, NONE_ANSWER
 from labkit.store import StoreError, check_password, dataset_name, hash_password
 
 NONE_CHOICE = "N"
-DEFECT_TAGS = ("appearance_deformation", "physical_shadow", "placement_layout", "extension_rationality")
+DEFECT_TAGS = DEFECT_DIMENSIONS
 UNSPECIFIED_DEFECT = "unspecified"  # a rejected candidate whose annotator gave no tag
 CHOICES = list(LETTERS) + [NONE_CHOICE]
 

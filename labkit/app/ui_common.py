@@ -9,6 +9,7 @@ from typing import Callable
 
 from labkit.app.handlers import User, client_message, image_file
 from labkit.app.images import display_image
+from labkit.data import DIMENSION_GUIDES
 
 # Streamed updates at most every 40 ms: a browser renders each one (faster bursts would be
 # drawn only once per frame anyway, and seven outputs per update cost rendering time).
@@ -42,9 +43,7 @@ candidate that meets both requirements, or **N** when none does.
 2. **Physics.** Shadows agree with the scene's light; the product rests on a surface at a plausible
    size and angle; nothing floats or sinks.
 
-For each rejected candidate pick the defect tag(s): *appearance_deformation* (product changed),
-*physical_shadow* (lighting/shadow), *placement_layout* (floating, impossible support, scale),
-*extension_rationality* (invented or duplicated content). Untagged rejections are saved as
+For each rejected candidate pick the defect tag(s): {tags}. Untagged rejections are saved as
 *unspecified*. Write reasoning that explains your answer, candidate by candidate, or press
 **Use suggestion** to start from the model's (it must end in your answer; **Save without
 reasoning** drops it). Other annotators' answers stay hidden while you label.
@@ -52,7 +51,7 @@ reasoning** drops it). Other annotators' answers stay hidden while you label.
 **Keyboard** (outside text fields; **Esc** leaves a text field): **A B C D** toggle ·
 **N** none · **Enter** save and next · **U** undo your last label · **F** flag for review ·
 **← / →** previous / next. Click an image to zoom, or use its full-screen button.
-"""
+""".format(tags=", ".join(f"*{d}* ({w})" for d, w in DIMENSION_GUIDES.items()))
 
 
 def annotator_of(request, default: str) -> str:

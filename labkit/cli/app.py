@@ -27,6 +27,7 @@ from collections import Counter
 from getpass import getpass
 from pathlib import Path
 
+from labkit.jsonl import read_rows
 from labkit.models import build_model
 from labkit.pipeline import DEMO_ARMS
 
@@ -106,12 +107,7 @@ def majority_warning(predictions: Path, limit: float = 0.5) -> str | None:
     """A warning when one answer makes up more than ``limit`` of a model's test predictions."""
     if not predictions.exists():
         return None
-    answers = []
-    for line in predictions.read_text().splitlines():
-        try:
-            answers.append(json.loads(line).get("prediction") or "(no answer)")
-        except ValueError:
-            continue
+    answers = [row.get("prediction") or "(no answer)" for row in read_rows(predictions) if isinstance(row, dict)]
     if not answers:
         return None
     answer, count = Counter(answers).most_common(1)[0]

@@ -20,7 +20,7 @@ def register(sub):
 
 def run(args) -> int:
     from labkit.data import dataset_info
-    from labkit.mc_data import is_mc_dataset, print_mc_info
+    from labkit.mc.data import is_mc_dataset, print_mc_info
     from labkit.validate import find_problems, format_problems
 
     if is_mc_dataset(args.dataset):  # a generalisation benchmark (labkit mc-prepare) has its own summary

@@ -18,7 +18,7 @@ from labkit.jsonl import read_rows
 
 
 def register(sub):
-    from labkit.benchmarks_mc import BENCHMARKS, PROTOCOLS
+    from labkit.mc.sources import BENCHMARKS, PROTOCOLS
 
     p = sub.add_parser("mc-prepare", help="load BLINK / MuirBench / RealWorldQA as published; write the 1:1 split",
                        description=__doc__)
@@ -62,7 +62,7 @@ def register(sub):
 
 
 def run_prepare(args) -> int:
-    from labkit.mc_data import prepare
+    from labkit.mc.data import prepare
 
     configs = [c.strip() for c in args.configs.split(",") if c.strip()] if args.configs else None
     manifest = prepare(args.benchmark, args.source, args.out, seed=args.seed, protocol=args.protocol, split=args.split,
@@ -78,7 +78,7 @@ def run_prepare(args) -> int:
 
 
 def run_synth(args) -> int:
-    from labkit.mc_synth import write_synthetic
+    from labkit.mc.synth import write_synthetic
 
     root = write_synthetic(args.benchmark, args.out, n=args.n, seed=args.seed, size=args.size)
     print(f"wrote a synthetic {args.benchmark} ({args.n} rows, published layout) to {root}; "
@@ -99,7 +99,7 @@ def print_scores(name: str, result: dict) -> str:
 
 def run_evaluate(args) -> int:
     if args.predictions:
-        from labkit.mc_tasks import score_predictions
+        from labkit.mc.tasks import score_predictions
 
         path = Path(args.predictions)
         if not path.exists():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from labkit.jsonl import read_rows
 from labkit.metrics import canonical_answer, format_table, parse_answer, score
 
 
@@ -24,13 +25,7 @@ def read_predictions(path: str | Path):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"predictions file {str(path)!r} does not exist")
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{lineno}: not JSON ({exc.msg})") from exc
+    for lineno, row in enumerate(read_rows(path), 1):  # the one JSONL reader (a torn last line is dropped)
         if not isinstance(row, dict) or "answer" not in row:
             raise ValueError(f"{path}:{lineno}: needs an object with 'answer' (and prediction, id, dimension)")
         try:

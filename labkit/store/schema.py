@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from labkit.data import answer_from_defects
+from labkit.jsonl import read_rows
 from labkit.metrics import LETTERS, AnswerError, canonical_answer
 from labkit.verdicts import stated_answer
 
@@ -292,13 +293,10 @@ def read_hard_ids(path: str | os.PathLike) -> list[str]:
             else:
                 items = data
         except json.JSONDecodeError:
-            items = []
-            for lineno, line in enumerate(text.splitlines(), 1):
-                if line.strip():
-                    try:
-                        items.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise StoreError(f"{path}:{lineno}: not JSON ({exc.msg})") from exc
+            try:
+                items = read_rows(path)  # JSON Lines
+            except ValueError as exc:
+                raise StoreError(str(exc)) from exc
     else:
         items = [line.split("#", 1)[0].strip() for line in text.splitlines()]
         items = [i for i in items if i]

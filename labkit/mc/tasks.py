@@ -1,6 +1,6 @@
 """Multiple-choice items as model inputs: prompt, SFT and GRPO rows, prediction rows and scores.
 
-An item of a prepared MC folder (`labkit.mc_data`) becomes, like a screening sample:
+An item of a prepared MC folder (`labkit.mc.data`) becomes, like a screening sample:
 
 - a prompt in the lab's style (`mc_prompt`): a role, the images in order ("image 1" …),
   the question, the lettered options, and the answer format (CoT:
@@ -12,12 +12,12 @@ An item of a prepared MC folder (`labkit.mc_data`) becomes, like a screening sam
   teaches the bare letter instead;
 - a GRPO row (conversational ``prompt`` with one ``{"type": "image"}`` per image, ``images``,
   ``answer`` letter, ``id``, ``dimension`` = category, ``n_options``), which TRL passes to
-  the rewards ``mc_format`` and ``mc_accuracy`` (`labkit.mc_metrics`) as keyword arguments.
+  the rewards ``mc_format`` and ``mc_accuracy`` (`labkit.mc.metrics`) as keyword arguments.
 
 `build_mc_sft_dataset(recipe)` / `build_mc_grpo_dataset(recipe)` return what
 `labkit.sft.build_sft_dataset` / `labkit.grpo.build_grpo_dataset` return, for a recipe whose
 ``data`` is an MC folder. Evaluation: `mc_prediction_row` (a predictions.jsonl line with a
-``correct`` field) and `score_predictions` (`labkit.mc_metrics.score_mc`: micro ``overall``,
+``correct`` field) and `score_predictions` (`labkit.mc.metrics.score_mc`: micro ``overall``,
 ``macro`` over categories, ``per_dimension`` per category) are the MC task's parts
 (`labkit.tasks.MCTask`), driven by the one resumable loop `labkit.evaluate.evaluate`
 (`labkit.evaluate.evaluate_mc` for MC folders only).
@@ -30,8 +30,8 @@ from PIL import Image as PILImage
 
 from labkit.conversions import user_message
 from labkit.data import load_training_split, open_image
-from labkit.mc_data import load_mc
-from labkit.mc_metrics import letters_for, parse_mc_answer, score_mc
+from labkit.mc.data import load_mc
+from labkit.mc.metrics import letters_for, parse_mc_answer, score_mc
 
 MC_FORMS = ("cot", "direct")
 # Rewards that parse screening answers (A-D, N, several letters): refused on MC items.
@@ -121,7 +121,7 @@ def to_mc_grpo_row(item: dict, conv) -> dict:
 
 
 def to_sft_dataset(ds, conv):
-    """A prepared MC split (`labkit.mc_data.load_mc`) as SFT rows."""
+    """A prepared MC split (`labkit.mc.data.load_mc`) as SFT rows."""
     return ds.map(lambda it: to_mc_sft_row(it, conv), remove_columns=list(ds.column_names))
 
 

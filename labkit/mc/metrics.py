@@ -1,6 +1,6 @@
 """Single-answer multiple-choice scoring: letter parsing, accuracy, GRPO rewards.
 
-The generalisation benchmarks (RealWorldQA, MuirBench, BLINK; see `labkit.benchmarks_mc`)
+The generalisation benchmarks (RealWorldQA, MuirBench, BLINK; see `labkit.mc.sources`)
 ask for exactly one option letter. The lab's screening metric (`labkit.metrics`) knows the
 letters A-D plus "N" (= none acceptable) and accepts several letters; here an item may
 have up to 26 options (MuirBench has questions with options beyond D), "N" may be an

@@ -1,6 +1,6 @@
 """One multiple-choice item (`MCItem`) from a row of BLINK, MuirBench or RealWorldQA as published.
 
-The row parsers of `labkit.benchmarks_mc`: `blink_item`, `muirbench_item` and
+The row parsers of `labkit.mc.sources`: `blink_item`, `muirbench_item` and
 `realworldqa_item` check a row against its benchmark's published schema and build the item
 (question with "[image k]" for MuirBench's placeholders, the images in order, the options,
 the answer letter, the category); a malformed row raises `MCRowError` naming the file, the
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labkit.data import SampleError, encode_image_cell, open_image
-from labkit.mc_metrics import MAX_OPTIONS, letters_for
+from labkit.mc.metrics import MAX_OPTIONS, letters_for
 
 BLINK_IMAGE_COLUMNS = ("image_1", "image_2", "image_3", "image_4")
 HIDDEN_WORDS = {"hidden"}  # what BLINK's test split holds in place of the answer (and None)

@@ -35,15 +35,15 @@ Choices made here, all visible in the output:
   ``open_questions="error"``. A word answer that equals one option's text is mapped to
   that option's letter.
 - Hidden answers (BLINK test) raise `HiddenAnswersError` unless ``require_answers=False``
-  (prediction only; scoring such items is refused by `labkit.mc_metrics.score_mc`).
+  (prediction only; scoring such items is refused by `labkit.mc.metrics.score_mc`).
 - A malformed row raises `MCRowError` naming the file, the row index and the idx.
 - The paper's protocol: a seeded 1:1 train/test split of the labelled split (RealWorldQA
   ``test``, MuirBench ``test``, BLINK ``val``, since BLINK's test answers are hidden),
   stratified by category; MuirBench's answerable/unanswerable counterparts stay on the same
   side (they share images). ``protocol="all-test"`` keeps the whole labelled split as test.
 
-Row parsing and `MCItem`: `labkit.mc_rows`. Prepared folders (split, storage): `labkit.mc_data`. Prompts, SFT/GRPO rows and
-evaluation: `labkit.mc_tasks`. Scoring and rewards: `labkit.mc_metrics`. Run::
+Row parsing and `MCItem`: `labkit.mc.rows`. Prepared folders (split, storage): `labkit.mc.data`. Prompts, SFT/GRPO rows and
+evaluation: `labkit.mc.tasks`. Scoring and rewards: `labkit.mc.metrics`. Run::
 
     labkit mc-prepare --benchmark muirbench --source MUIRBENCH/MUIRBENCH --out data/mc/muirbench --seed 0
     labkit mc-prepare --benchmark blink --source ~/mirrors/BLINK --out data/mc/blink
@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from labkit.mc_rows import MCItem, MCRowError, blink_item, muirbench_item, realworldqa_item
+from labkit.mc.rows import MCItem, MCRowError, blink_item, muirbench_item, realworldqa_item
 
 BENCHMARKS = ("blink", "muirbench", "realworldqa")
 HUB_IDS = {

@@ -1,6 +1,6 @@
 """Prepared multiple-choice folders: the seeded 1:1 split, storage, and `prepare`.
 
-`prepare` reads a benchmark with `labkit.benchmarks_mc.load_benchmark` and writes a folder::
+`prepare` reads a benchmark with `labkit.mc.sources.load_benchmark` and writes a folder::
 
     OUT/train.parquet   the train half (absent with protocol "all-test")
     OUT/test.parquet    the test half
@@ -26,9 +26,9 @@ import os
 import random
 from pathlib import Path
 
-from labkit.benchmarks_mc import PROTOCOLS, load_benchmark
-from labkit.mc_metrics import random_baseline_mc
-from labkit.mc_rows import MCItem
+from labkit.mc.sources import PROTOCOLS, load_benchmark
+from labkit.mc.metrics import random_baseline_mc
+from labkit.mc.rows import MCItem
 
 
 # ----------------------------------------------------------------------------- the 1:1 split
