@@ -162,7 +162,7 @@ for p in wrong[:2 if QUICK else 4]:
 # The paper checks that HCM (without DPA; single-answer data) helps on public multiple-choice
 # benchmarks too: RealWorldQA 2B 61.52 → 64.14, MuirBench 1B 29.48 → 63.43, BLINK 2B 40.18 →
 # 49.10. The lab ships their loaders (`labkit.mc.sources`), the recipe sets
-# (`recipes/sets/generalise*.yaml`: base → SFT → GRPO → HCM-GRPO) and MC scoring. The benchmarks
+# (`recipes/sets/mc*.yaml`: base → SFT → GRPO → HCM-GRPO) and MC scoring. The benchmarks
 # come from the Hugging Face hub (or a local mirror), which this machine cannot reach; prepare one
 # and point `GENERALISE_DATA` at it:
 #
@@ -174,11 +174,11 @@ for p in wrong[:2 if QUICK else 4]:
 from labkit.ablate import Runner, load_recipe_set
 from labkit.recipes import load_recipe
 
-gen_set = load_recipe_set("generalise" if SMALL else "generalise-realworldqa-2b")
+gen_set = load_recipe_set("mc" if SMALL else "mc-realworldqa-2b")
 for arm in gen_set.arms:
     if arm.recipe:
-        load_recipe(arm.recipe, {"run_dir": str(RUN / "generalise"), "arm": arm.name})   # every recipe parses
-print("generalise arms:", [a.name for a in gen_set.arms])
+        load_recipe(arm.recipe, {"run_dir": str(RUN / "mc"), "arm": arm.name})   # every recipe parses
+print("mc arms:", [a.name for a in gen_set.arms])
 display(pd.DataFrame(PAPER["generalisation"], index=["before HCM", "after HCM"]).T)
 
 if GENERALISE_DATA:
@@ -186,9 +186,9 @@ if GENERALISE_DATA:
 
     raw = yaml.safe_load(Path(gen_set.source).read_text())
     raw["data"] = {"dir": str(Path(GENERALISE_DATA).resolve())}
-    path = RUN / "generalise-set.yaml"
+    path = RUN / "mc-set.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    gen = Runner(load_recipe_set(path), RUN / "generalise", seed=SEED).run(report=False)
+    gen = Runner(load_recipe_set(path), RUN / "mc", seed=SEED).run(report=False)
     gtable = pd.DataFrame({a: {"accuracy": r["overall"], "n": r["n"]} for a, r in gen["arms"].items()}).T
     display(gtable)
     assert all(0 <= v <= 100 for v in gtable["accuracy"])

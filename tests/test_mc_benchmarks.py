@@ -349,14 +349,14 @@ def test_prompt_and_rows(tmp_path):
 # ----------------------------------------------------------------------------- recipes, model
 
 def test_generalise_recipes_and_set_load(tmp_path):
-    # Every generalise recipe validates (mc rewards are registered; no DPA anywhere); the set
+    # Every mc recipe validates (mc rewards are registered; no DPA anywhere); the set
     # lists base -> sft -> mine -> grpo -> hcm-grpo; the small recipes build TRL rows from an MC folder.
     import glob
 
     from labkit.ablate import load_recipe_set
     from labkit.recipes import load_recipe
 
-    files = sorted(glob.glob("recipes/generalise/*/*.yaml"))
+    files = sorted(glob.glob("recipes/mc/*/*.yaml"))
     assert len(files) == 12
     for f in files:
         r = load_recipe(f)  # also checks the training keys against TRL's config classes
@@ -375,17 +375,17 @@ def test_generalise_recipes_and_set_load(tmp_path):
                 assert (r.hcm["switch_epoch"], r.hcm["late_epochs"]) == (3, 2) if r.hcm else t["num_train_epochs"] == 5
             else:
                 assert t["num_train_epochs"] == 5 and r.freeze.vision and r.freeze.projector and not r.freeze.language
-    rs = load_recipe_set("generalise")
+    rs = load_recipe_set("mc")
     assert [a.name for a in rs.arms] == ["base", "sft", "mine", "grpo", "hcm-grpo"]
     data = tmp_path / "run" / "data"
     mc_data.prepare("muirbench", write_muirbench(tmp_path / "MUIR"), data, seed=0)
     overrides = {"run_dir": str(tmp_path / "run"), "data": str(data)}
-    sft_rows, info = mc_tasks.build_mc_sft_dataset(load_recipe("recipes/generalise/small/sft.yaml", overrides))
+    sft_rows, info = mc_tasks.build_mc_sft_dataset(load_recipe("recipes/mc/small/sft.yaml", overrides))
     assert info["rows"] == len(sft_rows) == 4 and sft_rows[0]["images"][0].size == (56, 56)
-    grpo_rows = mc_tasks.build_mc_grpo_dataset(load_recipe("recipes/generalise/small/grpo.yaml", overrides))
+    grpo_rows = mc_tasks.build_mc_grpo_dataset(load_recipe("recipes/mc/small/grpo.yaml", overrides))
     assert sorted(grpo_rows["id"]) == sorted(mc_data.load_mc(data, "train")["id"])
     # Screening rewards on MC data are refused (they cannot parse E, or one-of-many letters).
-    screening = load_recipe("recipes/generalise/small/grpo.yaml", {**overrides, "rewards": {"format": 1.0, "accuracy": 1.0}})
+    screening = load_recipe("recipes/mc/small/grpo.yaml", {**overrides, "rewards": {"format": 1.0, "accuracy": 1.0}})
     with pytest.raises(ValueError, match="mc_format and mc_accuracy"):
         mc_tasks.build_mc_grpo_dataset(screening)
 
@@ -435,7 +435,7 @@ def test_datasets_reader_matches_parquet_reader(tmp_path):
 
 @pytest.mark.slow
 def test_generalise_set_runs_in_small_mode(tmp_path, tiny_internvl):
-    # `labkit ablate --recipe-set generalise` on the MuirBench fixture: base -> SFT -> mining ->
+    # `labkit ablate --recipe-set mc` on the MuirBench fixture: base -> SFT -> mining ->
     # GRPO -> HCM-GRPO train and are scored on the test half (micro + per task), and the HCM arm
     # replays the mined hard cases. The tiny InternVL stands in for the set's small base model
     # (same architecture; the set builds the small one when {run_dir}/base-model is missing).
@@ -446,7 +446,7 @@ def test_generalise_set_runs_in_small_mode(tmp_path, tiny_internvl):
     out = tmp_path / "gen"
     shutil.copytree(tiny_internvl, out / "base-model")
     mc_data.prepare("muirbench", write_muirbench(tmp_path / "MUIR"), out / "data", seed=0)
-    res = run_ablation("generalise", out, progress=False, evaluation={"max_new_tokens": 32})
+    res = run_ablation("mc", out, progress=False, evaluation={"max_new_tokens": 32})
     assert list(res["arms"]) == ["base", "sft", "grpo", "hcm-grpo"]
     for name, arm in res["arms"].items():
         assert arm["n"] == 4 and set(arm["per_dimension"]) == {"Counting", "Visual Retrieval"}, name

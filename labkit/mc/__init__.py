@@ -1,5 +1,5 @@
 """The generalisation benchmarks ("mc": single-answer multiple choice over images; the recipes
-under recipes/generalise/ and the `generalise*` recipe sets train and score on them).
+under recipes/mc/ and the `mc*` recipe sets train and score on them).
 
 - `sources`: BLINK, MuirBench and RealWorldQA as published (hub ids or local copies), their
   protocols and how each is split 1:1 into train and test;
@@ -11,5 +11,5 @@ under recipes/generalise/ and the `generalise*` recipe sets train and score on t
   through `labkit.tasks.task_for`.
 
 Run: `labkit mc-prepare --benchmark muirbench --source DIR_OR_HUB_ID --out runs/gen/data`, then
-`labkit ablate --recipe-set generalise --out runs/gen`.
+`labkit ablate --recipe-set mc --out runs/gen`.
 """

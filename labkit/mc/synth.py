@@ -3,7 +3,7 @@
 Offline machines (CI, the small-mode demo) cannot download the real benchmarks. This writes
 Parquet files with the *published* layout, column names and types (see
 `labkit.mc.sources`), filled with simple, learnable visual questions about coloured
-shapes, so that ``labkit mc-prepare`` and the ``generalise`` recipe set run end to end with
+shapes, so that ``labkit mc-prepare`` and the ``mc`` recipe set run end to end with
 numbers that can move. The questions are the lab's own; only the schema is the benchmark's.
 
 =============== =====================================================================
