@@ -20,9 +20,16 @@ SERVER = Path(__file__).resolve().parent / "chat_server.py"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "NO_KEY": ""}
 
 
+def _default_sigint() -> None:
+    # A child inherits an ignored SIGINT (e.g. pytest started as a background job of a
+    # non-interactive shell), and Python then installs no KeyboardInterrupt handler: give the
+    # children the default disposition, so Ctrl-C reaches them as it would from a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_server(log: Path, port: int = 0, *extra) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, str(SERVER), "--port", str(port), "--log", str(log), *extra],
-                            stdout=subprocess.PIPE, text=True, env=ENV)
+                            stdout=subprocess.PIPE, text=True, env=ENV, preexec_fn=_default_sigint)
     url = proc.stdout.readline().strip()
     assert url.startswith("http://127.0.0.1:"), url
     return proc, url
@@ -88,7 +95,8 @@ def test_ctrl_c_mid_batch_keeps_the_replies_already_received(synth_dataset, tmp_
     server, url = start_server(log, 0, "--delay", "1.5")  # slow enough that the SIGINT lands mid-run
     try:
         client = subprocess.Popen(annotate_cmd(synth_dataset, out, url, "--concurrency", "2"),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                                  preexec_fn=_default_sigint)
         deadline = time.time() + 60
         while len(answered(log)) < 2 and time.time() < deadline:
             time.sleep(0.05)
