@@ -37,7 +37,7 @@ from labkit.data import (
     DEFECT_DIMENSIONS, DIMENSIONS, SampleError, list_splits, load_split, open_image, save_split, validate_sample,
 )
 from labkit.metrics import LETTERS, NONE_ANSWER, AnswerError, canonical_answer
-from labkit.screen import ROLES, find_item_files, manifest_rows, read_records, safe_name
+from labkit.screen import ROLES, find_item_files, item_folders, manifest_rows, read_records, safe_name
 from labkit.validate import Problem
 
 FORMATS = ("folder", "csv", "jsonl", "label-studio")
@@ -123,9 +123,7 @@ def _build(sid, images, labels, split, meta):
 def _folder_source(root: Path, split: str) -> list[tuple[str, dict | None, str | None]]:
     label_file = next((root / n for n in ("labels.csv", "labels.jsonl") if (root / n).exists()), None)
     labels = {str(r.get("id")): r for r in read_records(label_file)} if label_file else {}
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not folders:
-        raise FileNotFoundError(f"no item folders in {str(root)!r}; expected ITEM/original.png and ITEM/A.png ... ITEM/D.png")
+    folders = item_folders(root)
     out = []
     for folder in folders:
         files, problem = find_item_files(folder)

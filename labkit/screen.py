@@ -94,17 +94,18 @@ def find_item_files(folder: Path) -> tuple[dict[str, str] | None, str | None]:
     return {r: str(found[r][0]) for r in ROLES}, None
 
 
-def items_from_folder(root: str | os.PathLike) -> list[Item]:
-    """One item per sub-folder of ``root`` (sorted by name)."""
+def item_folders(root: str | os.PathLike) -> list[Path]:
+    """The item sub-folders of ``root`` (sorted by name; hidden ones skipped); none is an error."""
     root = Path(root)
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         raise FileNotFoundError(f"no item folders in {str(root)!r}; expected ITEM/original.png and ITEM/A.png ... ITEM/D.png")
-    items = []
-    for folder in folders:
-        files, problem = find_item_files(folder)
-        items.append(_file_item(folder.name, files, problem))
-    return items
+    return folders
+
+
+def items_from_folder(root: str | os.PathLike) -> list[Item]:
+    """One item per sub-folder of ``root`` (sorted by name)."""
+    return [_file_item(folder.name, *find_item_files(folder)) for folder in item_folders(root)]
 
 
 def _file_item(sid: str, files: dict[str, str] | None, problem: str | None = None) -> Item:
